@@ -1,0 +1,1 @@
+"""Distributed hyperparameter-search and ablation harness for traffic-forecasting models."""

@@ -1,0 +1,34 @@
+"""`python -m harness.report DIR`: the tables and figures of one campaign folder.
+
+    python -m harness.report results/hephaestus-ablation
+    python -m harness.report results/hephaestus-ablation --metric h12 --reference "w/o PTA"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.cli import run_command
+from harness.report.build import build_report
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m harness.report", description="Write a campaign's tables and figures into DIR/report/.")
+    parser.add_argument("campaign", type=Path, metavar="DIR", help="a campaign folder, e.g. results/<name>")
+    parser.add_argument("--metric", default="overall", help="test metrics shown: overall (12-step average), h3, h6 or h12")
+    parser.add_argument("--reference", help="ablation variant the others are compared with (default: the spec's reference)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = build_report(args.campaign, args.metric, args.reference)
+    print(f"wrote {report / 'index.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

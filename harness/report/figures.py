@@ -1,0 +1,197 @@
+"""The report's other figures: the ablation chart (LightST Figure 3), the optimisation history
+and the Pareto front of a sweep, and the validation curves of every campaign.
+
+Each function is a report section: it writes PNG + PDF into ctx.out and returns their entries,
+or raises Skipped with the reason it has nothing to show.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from harness.report.context import Entry, ReportContext, Skipped
+from harness.report.load import METRIC_DESCRIPTIONS, STATUS_OK, column_label, rank, value_unit
+from harness.report.stats import ablation_cells
+from harness.report.style import COLORS, MAX_PANELS_PER_ROW, PANEL_SIZE, bottom_legend, hide_unused, panel_grid, save_figure
+from harness.report.tables import pareto_trials
+
+OUTLIER_QUANTILE = 0.95  # views of many trials stop at this quantile when a few values are far above
+
+
+def ablation_figure(ctx: ReportContext) -> list[Entry]:
+    """Dot plot: a panel per (measure, dataset), a row per variant, mean ± std, the reference dashed."""
+    campaign = ctx.campaign
+    if campaign.ok.empty:
+        raise Skipped("no trial finished")
+    variants, datasets = campaign.variants(), campaign.datasets()
+    cells = ablation_cells(campaign.ok, variants, datasets, ctx.columns, ctx.reference)
+    height = max(PANEL_SIZE[1], 0.28 * len(variants) + 0.9)
+    figure, axes = panel_grid(len(ctx.columns), len(datasets), extra_height=(height - PANEL_SIZE[1]) * len(ctx.columns), sharey=True)
+    positions = np.arange(len(variants))[::-1]  # the first variant on top
+    for row, (measure, column) in enumerate(ctx.columns.items()):
+        for col, dataset in enumerate(datasets):
+            ax = axes[row, col]
+            shown = cells[(cells["dataset"] == dataset) & (cells["measure"] == measure)].set_index("variant").reindex(variants)
+            errors = shown["std"].fillna(0.0).to_numpy()
+            colors = [COLORS[1] if v == ctx.reference else COLORS[0] for v in variants]
+            ax.errorbar(shown["mean"], positions, xerr=errors, fmt="none", ecolor="0.4", capsize=3, zorder=2)
+            ax.scatter(shown["mean"], positions, c=colors, s=22, zorder=3)
+            if ctx.reference in variants and pd.notna(shown.loc[ctx.reference, "mean"]):
+                ax.axvline(shown.loc[ctx.reference, "mean"], color=COLORS[1], linestyle="--", linewidth=0.9, zorder=1)
+            ax.set_xlabel(column_label(column, value_unit(dataset)))
+            ax.grid(axis="y", visible=False)
+            if row == 0:
+                ax.set_title(dataset)
+    axes[0, 0].set_yticks(positions, variants)
+    for ax in axes[:, 0]:
+        ax.set_ylim(-0.6, len(variants) - 0.4)
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", color=COLORS[0], label="variant: mean ± std over seeds"),
+        Line2D([], [], linestyle="--", marker="o", color=COLORS[1], label=f"reference ({ctx.reference})"),
+    ]
+    bottom_legend(figure, handles if ctx.reference else handles[:1])
+    names = save_figure(figure, ctx.out, "ablation")
+    return [Entry("figures", "Ablation chart", names,
+                  f"test {' / '.join(ctx.columns)} ({METRIC_DESCRIPTIONS[ctx.metric]}) of every variant, mean ± std over seeds")]
+
+
+def history_figure(ctx: ReportContext) -> list[Entry]:
+    """Each objective against trial number (record order) with the best so far, per dataset."""
+    campaign = ctx.campaign
+    objectives = [o for o in campaign.objectives() if o.metric in campaign.trials]
+    if not objectives:
+        raise Skipped("trials.csv has no objective column")
+    if campaign.ok.empty:
+        raise Skipped("no trial finished")
+    datasets = campaign.datasets()
+    figure, axes = panel_grid(len(objectives), len(datasets), extra_height=0.3)
+    for row, objective in enumerate(objectives):
+        for col, dataset in enumerate(datasets):
+            ax = axes[row, col]
+            trials = campaign.trials[campaign.trials["dataset"] == dataset].reset_index(drop=True)
+            number = np.arange(1, len(trials) + 1)
+            values = trials[objective.metric].to_numpy(dtype=float)
+            finished = (trials["status"] == STATUS_OK).to_numpy() & np.isfinite(values)
+            stopped = ~finished & np.isfinite(values)
+            lost = ~finished & ~np.isfinite(values)
+            ax.scatter(number[finished], values[finished], s=12, color=COLORS[0], zorder=3)
+            ax.scatter(number[stopped], values[stopped], s=14, facecolors="none", edgecolors="0.5", zorder=2)
+            if lost.any():  # on the x axis: they have no value to place them by
+                ax.plot(number[lost], np.zeros(lost.sum()), linestyle="none", marker="x", color=COLORS[1],
+                        transform=ax.get_xaxis_transform(), clip_on=False, zorder=4)
+            if finished.any():
+                best = pd.Series(values[finished]).cummax() if objective.maximise else pd.Series(values[finished]).cummin()
+                ax.step(np.append(number[finished], number[-1]), np.append(best, best.iloc[-1]), where="post", color=COLORS[1])
+            ax.set_title(dataset + _limit_outliers(ax, values))
+            ax.set_xlabel("trial (in record order)")
+            ax.set_ylabel(column_label(objective.metric, value_unit(dataset)))
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", markersize=4, color=COLORS[0], label="finished trial"),
+        Line2D([], [], color=COLORS[1], label=f"best so far ({objectives[0].mode})"),
+        Line2D([], [], linestyle="none", marker="o", markersize=4, markerfacecolor="none", color="0.5", label="pruned (value reached)"),
+        Line2D([], [], linestyle="none", marker="x", color=COLORS[1], label="failed / diverged / no value"),
+    ]
+    bottom_legend(figure, handles)
+    names = save_figure(figure, ctx.out, "history")
+    return [Entry("figures", "Optimisation history", names,
+                  f"{', '.join(o.metric for o in objectives)} of every trial and the best so far, per dataset")]
+
+
+def pareto_figure(ctx: ReportContext) -> list[Entry]:
+    """The first two objectives of every finished trial, the non-dominated ones marked and joined."""
+    trials = pareto_trials(ctx)
+    objectives = ctx.campaign.objectives()
+    x_objective, y_objective = objectives[0], objectives[1]
+    datasets = list(dict.fromkeys(trials["dataset"]))
+    ncols = min(len(datasets), MAX_PANELS_PER_ROW)
+    figure, axes = panel_grid(math.ceil(len(datasets) / ncols), ncols, extra_height=0.3)
+    for ax, dataset in zip(axes.flat, datasets):
+        group = trials[trials["dataset"] == dataset]
+        front = group[group["pareto"]].sort_values(x_objective.metric)
+        ax.scatter(group[x_objective.metric], group[y_objective.metric], s=12, color="0.6", zorder=2)
+        ax.step(front[x_objective.metric], front[y_objective.metric], where="post", color=COLORS[1], zorder=3)
+        ax.scatter(front[x_objective.metric], front[y_objective.metric], s=26, color=COLORS[1], zorder=4)
+        ax.set_xlabel(column_label(x_objective.metric, value_unit(dataset)))
+        ax.set_ylabel(column_label(y_objective.metric, value_unit(dataset)))
+        ax.set_title(f"{dataset}: {len(front)} of {len(group)} trials non-dominated")
+    hide_unused(axes, len(datasets))
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", markersize=4, color="0.6", label="finished trial"),
+        Line2D([], [], marker="o", color=COLORS[1], label="non-dominated (Pareto front)"),
+    ]
+    bottom_legend(figure, handles)
+    names = save_figure(figure, ctx.out, "pareto")
+    beyond = f"; non-dominance over all {len(objectives)} objectives" if len(objectives) > 2 else ""
+    return [Entry("figures", "Pareto front", names,
+                  f"{y_objective.metric} ({y_objective.mode}) against {x_objective.metric} ({x_objective.mode}) of the "
+                  f"finished trials{beyond}")]
+
+
+def curves_figure(ctx: ReportContext) -> list[Entry]:
+    """Validation MAE per epoch: the mean per variant (ablations) or every trial with the best marked (sweeps)."""
+    campaign = ctx.campaign
+    if campaign.curves is None:
+        raise Skipped("no usable curves.csv")
+    finished = campaign.ok[["trial_id", "dataset", "variant_display"]]
+    curves = campaign.curves.merge(finished, on="trial_id").dropna(subset=["epoch", "val_mae"])
+    if curves.empty:
+        raise Skipped("curves.csv has no epoch of a finished trial")
+    datasets = [d for d in campaign.datasets() if (curves["dataset"] == d).any()]
+    ncols = min(len(datasets), MAX_PANELS_PER_ROW)
+    figure, axes = panel_grid(math.ceil(len(datasets) / ncols), ncols, extra_height=0.4)
+    for ax, dataset in zip(axes.flat, datasets):
+        in_dataset = curves[curves["dataset"] == dataset]
+        if campaign.kind == "sweep":
+            _plot_sweep_curves(ax, in_dataset, rank(campaign.ok[campaign.ok["dataset"] == dataset], ctx.selection))
+        else:
+            _plot_variant_curves(ax, in_dataset, campaign.variants(), ctx.reference)
+        ax.set_title(dataset + _limit_outliers(ax, in_dataset["val_mae"].to_numpy(dtype=float)))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column_label("val_mae", value_unit(dataset)))
+    hide_unused(axes, len(datasets))
+    bottom_legend(figure, *axes.flat[0].get_legend_handles_labels())
+    names = save_figure(figure, ctx.out, "curves")
+    what = "every finished trial, the best marked" if campaign.kind == "sweep" else "mean over the finished seeds of each variant"
+    return [Entry("figures", "Validation curves", names, f"validation MAE per epoch ({what}), per dataset")]
+
+
+def _plot_sweep_curves(ax: Axes, curves: pd.DataFrame, ranked: pd.DataFrame) -> None:
+    best = str(ranked["trial_id"].iloc[0]) if len(ranked) else None
+    for trial_id, trial in curves.groupby("trial_id", sort=False):
+        if trial_id != best:
+            ax.plot(trial["epoch"], trial["val_mae"], color="0.75", linewidth=0.6, zorder=1)
+    ax.plot([], [], color="0.75", linewidth=0.6, label="a finished trial")
+    if best is not None:
+        trial = curves[curves["trial_id"] == best]
+        ax.plot(trial["epoch"], trial["val_mae"], color=COLORS[1], zorder=3, label="best trial")
+
+
+def _plot_variant_curves(ax: Axes, curves: pd.DataFrame, variants: list[str], reference: str | None) -> None:
+    for k, variant in enumerate(variants):
+        trial = curves[curves["variant_display"] == variant]
+        if trial.empty:
+            continue
+        mean = trial.groupby("epoch")["val_mae"].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=COLORS[k % len(COLORS)],
+                linestyle="--" if variant == reference else "-", label=variant)
+
+
+def _limit_outliers(ax: Axes, values: np.ndarray) -> str:
+    """Stop the y axis at a high quantile when a few values sit far above the rest.
+
+    Returns a title suffix saying how many values the axis leaves out ('' when none).
+    """
+    values = values[np.isfinite(values)]
+    if len(values) < 10:
+        return ""
+    low, cap, median = values.min(), np.quantile(values, OUTLIER_QUANTILE), np.median(values)
+    if values.max() - median <= 4 * (cap - median):
+        return ""
+    margin = 0.05 * (cap - low) or 0.05 * abs(cap) or 1.0
+    ax.set_ylim(low - margin, cap + margin)
+    return f" ({int((values > cap + margin).sum())} above the axis)"

@@ -1,0 +1,90 @@
+"""index.md: the campaign in one paragraph, the trial counts, every table and figure with a
+one-line caption, what was not produced and why, and the manifest's provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.records import atomic_write_text
+from harness.report.context import Entry, ReportContext
+from harness.report.load import METRIC_DESCRIPTIONS, STATUS_ORDER
+
+INDEX_NAME = "index.md"
+# Manifest keys already shown at the top of the index.
+SHOWN_KEYS = ("campaign", "kind", "spec")
+
+
+def write_index(ctx: ReportContext, entries: Sequence[Entry], not_produced: Sequence[str]) -> None:
+    """Write ctx.out/index.md linking every entry."""
+    lines = _header(ctx) + _trial_counts(ctx)
+    tables = [e for e in entries if e.section == "tables"]
+    figures = [e for e in entries if e.section == "figures"]
+    if tables:
+        lines += ["## Tables", ""]
+        lines += [f"- **{e.title}**: {e.caption}. " + " · ".join(f"[{name}]({name})" for name in e.files) for e in tables]
+        lines.append("")
+    if figures:
+        lines += ["## Figures", ""]
+        for entry in figures:
+            links = " · ".join(f"[{name.rsplit('.', 1)[-1].upper()}]({name})" for name in entry.files)
+            lines += [f"### {entry.title}", "", f"{entry.caption}. {links}", "", f"![{entry.title}]({entry.files[0]})", ""]
+    missing = [*not_produced, *ctx.campaign.notes, *ctx.notes]
+    if missing:
+        lines += ["## Not produced", ""] + [f"- {text}" for text in missing] + [""]
+    lines += _provenance(ctx.campaign.manifest)
+    atomic_write_text(ctx.out / INDEX_NAME, "\n".join(lines).rstrip() + "\n")
+
+
+def _header(ctx: ReportContext) -> list[str]:
+    campaign = ctx.campaign
+    datasets = ", ".join(campaign.datasets()) or "none recorded"
+    summary = (f"{campaign.kind.capitalize()} campaign of model **{campaign.model}** on {datasets}. "
+               f"Test metrics: {ctx.metric} ({METRIC_DESCRIPTIONS[ctx.metric]}).")
+    if campaign.kind == "ablation":
+        summary += f" Reference variant: {ctx.reference or 'none'}."
+    if campaign.kind == "sweep":
+        summary += " Objective: " + ", ".join(f"{o.metric} ({o.mode})" for o in campaign.objectives()) + "."
+    return [f"# Report: {campaign.name}", "", summary,
+            "Rebuilt from the campaign folder alone by `python -m harness.report`.", ""]
+
+
+def _trial_counts(ctx: ReportContext) -> list[str]:
+    trials = ctx.campaign.trials
+    counts = trials["status"].value_counts()
+    statuses = [s for s in STATUS_ORDER if s in counts] + [s for s in counts.index if s not in STATUS_ORDER]
+    lines = ["## Trials", "", "| status | trials |", "|:---|---:|"]
+    lines += [f"| {status} | {counts[status]} |" for status in statuses]
+    lines.append(f"| **all** | {len(trials)} |")
+    lines.append("")
+    cached = trials.get("cached")
+    if cached is not None and cached.astype(str).str.lower().eq("true").any():
+        lines += [f"{int(cached.astype(str).str.lower().eq('true').sum())} record(s) were reused from an earlier campaign.", ""]
+    unfinished = len(ctx.campaign.unfinished)
+    if unfinished:
+        lines += [f"{unfinished} trial(s) did not finish: each is listed in [failures.md](failures.md) with its "
+                  "reason, and none is part of any mean.", ""]
+    elif len(trials):
+        lines += ["Every trial finished.", ""]
+    else:
+        lines += ["trials.csv holds no trial.", ""]
+    return lines
+
+
+def _provenance(manifest: dict[str, Any]) -> list[str]:
+    """The manifest's other scalar entries (one level of nesting flattened), e.g. git sha, versions."""
+    items = []
+    for key, value in manifest.items():
+        if key in SHOWN_KEYS:
+            continue
+        if isinstance(value, dict):
+            items += [(f"{key}.{k}", v) for k, v in value.items() if _is_scalar(v)]
+        elif _is_scalar(value):
+            items.append((key, value))
+    if not items:
+        return []
+    return ["## Provenance", ""] + [f"- {key}: `{value}`" for key, value in items] + [""]
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None

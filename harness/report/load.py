@@ -1,0 +1,250 @@
+"""Read a campaign folder (results/<name>/, layout in results/README.md) into one `Campaign`.
+
+Only the folder is read, never the data sets or the models, so a report can be rebuilt offline
+from a copy. What the user got wrong (no folder, no trials.csv or manifest.json) raises
+`UsageError`; what is merely sparse or odd (an empty trials.csv, a missing curves.csv, a column
+that is not there) is read as "nothing there" and noted in `Campaign.notes`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.cli import UsageError
+from harness.data import DataError, get_dataset_info
+
+STATUS_OK = "ok"
+STATUS_ORDER = ("ok", "failed", "diverged", "pruned")
+
+# --metric choice -> suffix of the test columns (test_mae<suffix>, test_rmse<suffix>, ...).
+METRIC_SUFFIXES = {"overall": "", "h3": "_h3", "h6": "_h6", "h12": "_h12"}
+METRIC_DESCRIPTIONS = {
+    "overall": "average over the 12 forecast steps",
+    "h3": "horizon 3 (15 min ahead)",
+    "h6": "horizon 6 (30 min ahead)",
+    "h12": "horizon 12 (60 min ahead)",
+}
+MEASURES = ("MAE", "RMSE", "MAPE")
+
+IDENTITY_COLUMNS = ("trial_id", "campaign", "model", "dataset", "variant", "variant_display", "seed", "status", "error")
+NUMERIC_COLUMNS = (
+    "seed", "epochs", "best_epoch", "parameters", "train_s_per_iter", "infer_ms", "peak_mem_mb", "wall_s",
+    "val_mae", "val_rmse", "val_mape",
+    *(f"test_{m.lower()}{s}" for s in METRIC_SUFFIXES.values() for m in MEASURES),
+)
+CONFIG_PREFIX = "config."
+
+
+def metric_columns(metric: str) -> dict[str, str]:
+    """The test columns of a --metric choice: {"MAE": "test_mae_h3", "RMSE": ..., "MAPE": ...}."""
+    if metric not in METRIC_SUFFIXES:
+        raise UsageError(f"--metric {metric!r}: expected one of {', '.join(METRIC_SUFFIXES)}")
+    suffix = METRIC_SUFFIXES[metric]
+    return {measure: f"test_{measure.lower()}{suffix}" for measure in MEASURES}
+
+
+def value_unit(dataset: str) -> str:
+    """The unit of a dataset's readings (and of its MAE/RMSE): 'mph' for speed, 'veh/5 min' for flow."""
+    try:
+        info = get_dataset_info(dataset)
+    except DataError:
+        return "raw units"
+    return "mph" if info.signal == "speed" else f"veh/{info.interval_minutes} min"
+
+
+def column_label(column: str, unit: str | None = None) -> str:
+    """A label for a trials.csv column, with `unit` for MAE/RMSE: ('val_mae', 'mph') -> 'Validation MAE (mph)'."""
+    fixed = {
+        "infer_ms": "Inference time (ms/batch)",
+        "train_s_per_iter": "Training time (s/iteration)",
+        "parameters": "Parameters",
+        "peak_mem_mb": "Peak memory (MB)",
+        "wall_s": "Wall time (s)",
+    }
+    if column in fixed:
+        return fixed[column]
+    split, _, rest = column.partition("_")
+    measure, _, horizon = rest.partition("_")
+    if split not in ("val", "test") or measure.upper() not in MEASURES:
+        return column
+    name = f"{'Validation' if split == 'val' else 'Test'} {measure.upper()}" + (f" @{horizon}" if horizon else "")
+    if measure == "mape":
+        return f"{name} (%)"
+    return f"{name} ({unit})" if unit else name
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A sweep's objective: a trials.csv column and whether lower ('min') or higher is better."""
+
+    metric: str
+    mode: str = "min"
+
+    @property
+    def maximise(self) -> bool:
+        return self.mode == "max"
+
+
+def rank(trials: pd.DataFrame, objective: Objective) -> pd.DataFrame:
+    """The trials with a finite value of the objective, best first."""
+    if objective.metric not in trials:
+        return trials.iloc[0:0]
+    finite = trials[np.isfinite(pd.to_numeric(trials[objective.metric], errors="coerce"))]
+    return finite.sort_values(objective.metric, ascending=not objective.maximise, kind="stable")
+
+
+@dataclass
+class Campaign:
+    """One campaign folder, read: its manifest, its trials and its per-epoch curves."""
+
+    path: Path
+    manifest: dict[str, Any]
+    trials: pd.DataFrame
+    curves: pd.DataFrame | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("campaign") or self.path.name)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self.manifest.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def kind(self) -> str:
+        """'sweep', 'ablation', or 'unknown' when the manifest says neither and the spec does not tell."""
+        kind = self.manifest.get("kind")
+        if kind in ("sweep", "ablation"):
+            return kind
+        if "variants" in self.spec:
+            return "ablation"
+        return "sweep" if "space" in self.spec else "unknown"
+
+    @property
+    def model(self) -> str:
+        model = self.spec.get("model")
+        if isinstance(model, str) and model:
+            return model
+        models = self.trials["model"].dropna().unique()
+        return str(models[0]) if len(models) else "unknown"
+
+    def objectives(self) -> list[Objective]:
+        """The spec's objective(s); validation MAE, minimised, when the spec names none."""
+        raw = self.spec.get("objective")
+        entries = raw if isinstance(raw, list) else [raw]
+        objectives = [
+            Objective(str(e["metric"]), "max" if e.get("mode") == "max" else "min")
+            for e in entries
+            if isinstance(e, dict) and e.get("metric")
+        ]
+        return objectives or [Objective("val_mae")]
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """The trials that finished (status ok); the only ones any mean is taken over."""
+        return self.trials[self.trials["status"] == STATUS_OK]
+
+    @property
+    def unfinished(self) -> pd.DataFrame:
+        """The failed, diverged, pruned (and unknown-status) trials."""
+        return self.trials[self.trials["status"] != STATUS_OK]
+
+    def datasets(self) -> list[str]:
+        """Datasets in the spec's order, then any others the trials name, in record order."""
+        spec_names = [d.get("name") if isinstance(d, dict) else d for d in self.spec.get("datasets") or []]
+        seen = list(dict.fromkeys(self.trials["dataset"].dropna()))
+        by_key = {str(name).lower(): name for name in seen}
+        ordered = [by_key[str(n).lower()] for n in spec_names if n is not None and str(n).lower() in by_key]
+        return ordered + [name for name in seen if name not in ordered]
+
+    def variants(self) -> list[str]:
+        """Variant display names in the spec's order, then any others the trials name."""
+        spec_variants = self.spec.get("variants")
+        named = [str(name) for name in spec_variants] if isinstance(spec_variants, dict) else []
+        seen = list(dict.fromkeys(self.trials["variant_display"].dropna()))
+        return list(dict.fromkeys([*named, *seen]))
+
+    def routing_path(self, trial_id: str) -> Path | None:
+        """artifacts/<trial_id>/routing.npz when that trial saved one."""
+        path = self.path / "artifacts" / str(trial_id) / "routing.npz"
+        return path if path.is_file() else None
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read the campaign folder at `path`; raise UsageError when it is not a campaign folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such campaign folder")
+    for required in ("manifest.json", "trials.csv"):
+        if not (path / required).is_file():
+            raise UsageError(f"{path}: no {required} (is this a campaign folder under results/?)")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path / 'manifest.json'}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"{path / 'manifest.json'}: expected a JSON object")
+    notes: list[str] = []
+    trials = _read_trials(path / "trials.csv", notes)
+    curves = _read_curves(path / "curves.csv", notes)
+    campaign = Campaign(path=path, manifest=manifest, trials=trials, curves=curves, notes=notes)
+    for objective in campaign.objectives():
+        if objective.metric in trials:
+            trials[objective.metric] = pd.to_numeric(trials[objective.metric], errors="coerce")
+    return campaign
+
+
+def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """A CSV as a DataFrame; None (with a note) when it is empty or cannot be parsed."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        notes.append(f"{path.name} is empty")
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        notes.append(f"{path.name} could not be parsed ({str(error).splitlines()[0]})")
+    return None
+
+
+def _read_trials(path: Path, notes: list[str]) -> pd.DataFrame:
+    """trials.csv with every identity and metric column present and typed (missing ones empty)."""
+    trials = _read_csv(path, notes)
+    if trials is None:
+        trials = pd.DataFrame()
+    for column in IDENTITY_COLUMNS + NUMERIC_COLUMNS:
+        if column not in trials:
+            trials[column] = np.nan
+    for column in NUMERIC_COLUMNS:
+        trials[column] = pd.to_numeric(trials[column], errors="coerce")
+    for column in ("trial_id", "dataset", "variant", "variant_display", "model"):
+        trials[column] = trials[column].map(lambda v: v if pd.isna(v) else str(v))
+    trials["trial_id"] = trials["trial_id"].fillna(pd.Series([f"row{i + 1}" for i in range(len(trials))], index=trials.index))
+    trials["variant_display"] = trials["variant_display"].fillna(trials["variant"])
+    trials["status"] = trials["status"].map(lambda s: "unknown" if pd.isna(s) else str(s).strip().lower())
+    trials["error"] = trials["error"].map(lambda e: "" if pd.isna(e) else str(e))
+    return trials.reset_index(drop=True)
+
+
+def _read_curves(path: Path, notes: list[str]) -> pd.DataFrame | None:
+    """curves.csv, or None (with a note) when it is missing, empty or lacks its key columns."""
+    if not path.is_file():
+        notes.append("no curves.csv")
+        return None
+    curves = _read_csv(path, notes)
+    if curves is None:
+        return None
+    missing = [c for c in ("trial_id", "epoch", "val_mae") if c not in curves]
+    if missing:
+        notes.append(f"curves.csv lacks column(s) {', '.join(missing)}")
+        return None
+    curves["trial_id"] = curves["trial_id"].astype(str)
+    for column in ("epoch", "val_mae"):
+        curves[column] = pd.to_numeric(curves[column], errors="coerce")
+    return curves

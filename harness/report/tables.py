@@ -1,0 +1,272 @@
+"""The report's tables: the ablation table (HEPHAESTUS Table 3 layout), the efficiency table
+(HEPHAESTUS Table 4, with LightST's speed-up over its teacher), a sweep's best trials and Pareto
+set, and the list of trials that did not finish.
+
+Each function is a report section: it writes its files into ctx.out and returns their entries,
+or raises Skipped with the reason it has nothing to show.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report.context import Entry, ReportContext, Skipped
+from harness.report.load import METRIC_DESCRIPTIONS, STATUS_OK, Campaign, column_label, rank
+from harness.report.render import MISSING, SIGNIFICANCE_MARK, Cell, Table, decimals_of, format_number, write_table
+from harness.report.space import searched_space
+from harness.report.stats import ALPHA, TEST_NAME, ablation_cells, non_dominated
+
+MEASURE_LABELS = {"MAE": "MAE", "RMSE": "RMSE", "MAPE": "MAPE (%)"}
+TEACHER_VARIANT = "teacher"
+
+
+def ablation_table(ctx: ReportContext) -> list[Entry]:
+    """Rows: variants (spec order); columns: datasets x MAE / RMSE / MAPE; mean ± std, change, mark."""
+    campaign = ctx.campaign
+    if campaign.ok.empty:
+        raise Skipped("no trial finished")
+    variants, datasets = campaign.variants(), campaign.datasets()
+    cells = ablation_cells(campaign.ok, variants, datasets, ctx.columns, ctx.reference)
+    by_key = cells.set_index(["variant", "dataset", "measure"])
+    rows = []
+    for variant in variants:
+        label = f"{variant} (reference)" if variant == ctx.reference else variant
+        rows.append([label] + [_ablation_cell(by_key.loc[(variant, d, m)]) for d in datasets for m in ctx.columns])
+    table = Table(
+        title=f"Ablation of {campaign.model}: test {' / '.join(ctx.columns)}, {METRIC_DESCRIPTIONS[ctx.metric]}",
+        columns=["Variant"] + [MEASURE_LABELS[m] for _ in datasets for m in ctx.columns],
+        rows=rows,
+        notes=_ablation_notes(ctx, cells),
+        groups=[(d, len(ctx.columns)) for d in datasets],
+    )
+    files = write_table(ctx.out, "ablation", table, cells)
+    caption = (f"variants x datasets, mean ± std over seeds, change against {ctx.reference or 'no reference'}, "
+               f"{SIGNIFICANCE_MARK} = p < {ALPHA} ({TEST_NAME})")
+    return [Entry("tables", "Ablation table", files, caption)]
+
+
+def _ablation_cell(row: pd.Series) -> Cell:
+    """'mean' (bold when best) then '± std (+x.x%)' and the significance mark."""
+    detail = []
+    if row["n"] >= 2:
+        detail.append(f"± {format_number(row['std'], decimals_of(row['mean']))}")
+    if pd.notna(row["change_pct"]):
+        detail.append(f"({row['change_pct']:+.1f}%)")
+    return Cell(format_number(row["mean"]), " ".join(detail), bold=bool(row["best"]), mark=bool(row["significant"]))
+
+
+def _ablation_notes(ctx: ReportContext, cells: pd.DataFrame) -> list[str]:
+    """Footnotes: what the numbers are, which test with how many seeds, and what is missing."""
+    reference = ctx.reference
+    notes = [
+        "Mean ± sample std over seeds of the finished trials; in parentheses the change of the mean "
+        f"against the reference variant {reference}; bold: the lowest mean of each column."
+        if reference else "Mean ± sample std over seeds of the finished trials; bold: the lowest mean of each column. "
+        "No reference variant: no change and no test.",
+    ]
+    compared = cells[(cells["variant"] != reference) & cells["n"].gt(0)]
+    tested = compared[compared["test_note"] == ""]
+    if not tested.empty:
+        low, high = int(tested["n_pairs"].min()), int(tested["n_pairs"].max())
+        n_text = f"n = {low} seeds" if low == high else f"n = {low} to {high} seeds, per cell in ablation.csv"
+        notes.append(f"{SIGNIFICANCE_MARK} p < {ALPHA} in a {TEST_NAME} matched by dataset and seed "
+                     f"(scipy.stats.ttest_rel, {n_text}; not corrected for multiple comparisons).")
+    if len(compared) > len(tested):
+        reasons = sorted(set(compared.loc[compared["test_note"] != "", "test_note"]))
+        notes.append(f"No test where {'; '.join(reasons)}.")
+    if reference and cells.loc[cells["variant"] == reference, "n"].eq(0).all():
+        notes.append(f"The reference variant {reference} has no finished trial: no change and no test.")
+    if cells["n"].eq(1).any():
+        notes.append("A mean over one seed has no std and no test.")
+    if cells["n"].eq(0).any():
+        notes.append(f"{MISSING}: no finished trial.")
+    notes += _unfinished_notes(ctx.campaign)
+    return notes
+
+
+def _unfinished_notes(campaign: Campaign) -> list[str]:
+    """'w/o PTA on PEMS04: 2 of 3 trials finished (1 failed)' for every incomplete cell."""
+    notes = []
+    for (variant, dataset), group in campaign.trials.groupby(["variant_display", "dataset"], sort=False):
+        counts = group["status"].value_counts()
+        finished = int(counts.get(STATUS_OK, 0))
+        if finished < len(group):
+            others = ", ".join(f"{n} {status}" for status, n in counts.items() if status != STATUS_OK)
+            notes.append(f"{variant} on {dataset}: {finished} of {len(group)} trials finished ({others}); see failures.md.")
+    return notes
+
+
+COST_COLUMNS = {
+    "parameters": "#Params",
+    "train_ms_per_iter": "Train (ms/iter)",
+    "infer_ms": "Inference (ms/batch)",
+    "peak_mem_mb": "Peak memory (MB)",
+}
+
+
+def efficiency_table(ctx: ReportContext) -> list[Entry]:
+    """Parameters, train ms/iter, inference ms/batch and peak memory per (dataset, variant or best trial)."""
+    campaign = ctx.campaign
+    groups = _efficiency_groups(ctx)
+    if not groups:
+        raise Skipped("no trial finished")
+    records = []
+    for dataset, label, trials in groups:
+        records.append({
+            "dataset": dataset, "row": label, "n": len(trials),
+            "parameters": trials["parameters"].mean(),
+            "train_ms_per_iter": trials["train_s_per_iter"].mean() * 1000.0,
+            "infer_ms": trials["infer_ms"].mean(),
+            "peak_mem_mb": trials["peak_mem_mb"].mean(),
+            "is_teacher": bool(_is_teacher(trials).any()),
+        })
+    numbers = pd.DataFrame(records)
+    if numbers[list(COST_COLUMNS)].isna().all().all():
+        raise Skipped("no finished trial recorded its cost (parameters, timings, memory)")
+    columns = ["Dataset", "Variant" if campaign.kind == "ablation" else "Trial", "n", *COST_COLUMNS.values()]
+    with_speedup = _add_teacher_speedup(ctx, numbers)
+    if with_speedup:
+        columns.append("Speed-up vs teacher")
+    rows = []
+    for record in numbers.to_dict("records"):
+        row = [record["dataset"], record["row"], str(record["n"]), _format_parameters(record["parameters"])]
+        row += [format_number(record[c], 1) for c in ("train_ms_per_iter", "infer_ms", "peak_mem_mb")]
+        if with_speedup:
+            row.append("(teacher)" if record["is_teacher"] else
+                       MISSING if pd.isna(record["speedup_vs_teacher"]) else f"{record['speedup_vs_teacher']:.1f}×")
+        rows.append(row)
+    devices = sorted(set(campaign.ok.get("config.device", pd.Series(dtype=object)).dropna().astype(str)))
+    notes = [
+        "Mean over the n finished trials of each row. Train: seconds per optimiser step x 1000; inference: one forward "
+        "pass of a training-size batch (median of 5 passes); peak memory: CUDA allocator peak on a GPU, process peak "
+        f"RSS on a CPU (device: {', '.join(devices) or 'not recorded'}).",
+    ]
+    if with_speedup:
+        notes.append("Speed-up vs teacher: the teacher's mean inference time over the row's, on the same dataset.")
+    title = f"Efficiency of {campaign.model}" + (" (best trial per dataset)" if campaign.kind == "sweep" else "")
+    files = write_table(ctx.out, "efficiency", Table(title, columns, rows, notes, stub=2), numbers.drop(columns="is_teacher"))
+    caption = "parameters, train ms/iteration, inference ms/batch, peak memory" + (", speed-up over the teacher" if with_speedup else "")
+    return [Entry("tables", "Efficiency table", files, caption)]
+
+
+def _efficiency_groups(ctx: ReportContext) -> list[tuple[str, str, pd.DataFrame]]:
+    """(dataset, row label, finished trials) per row: variants for ablations, the best trial for sweeps."""
+    campaign = ctx.campaign
+    ok = campaign.ok
+    groups = []
+    for dataset in campaign.datasets():
+        in_dataset = ok[ok["dataset"] == dataset]
+        if campaign.kind == "sweep":
+            best = rank(in_dataset, ctx.selection).head(1)
+            groups += [(dataset, str(best["trial_id"].iloc[0]), best)] if len(best) else []
+            continue
+        for variant in campaign.variants():
+            trials = in_dataset[in_dataset["variant_display"] == variant]
+            if len(trials):
+                groups.append((dataset, variant, trials))
+    return groups
+
+
+def _is_teacher(trials: pd.DataFrame) -> pd.Series:
+    variant = trials.get("config.variant", trials["variant"]).fillna(trials["variant"])
+    return variant.astype(str) == TEACHER_VARIANT
+
+
+def _add_teacher_speedup(ctx: ReportContext, numbers: pd.DataFrame) -> bool:
+    """Add LightST's speed-up column (teacher infer_ms / row infer_ms); False when it does not apply."""
+    if ctx.campaign.model != "lightst":
+        return False
+    if not numbers["is_teacher"].any():
+        ctx.note("LightST speed-up over its teacher: the campaign has no finished 'teacher' variant")
+        return False
+    teacher_ms = numbers[numbers["is_teacher"]].groupby("dataset")["infer_ms"].mean()
+    numbers["speedup_vs_teacher"] = numbers["dataset"].map(teacher_ms) / numbers["infer_ms"]
+    numbers.loc[numbers["is_teacher"], "speedup_vs_teacher"] = float("nan")
+    return True
+
+
+def _format_parameters(count: float) -> str:
+    if pd.isna(count):
+        return MISSING
+    return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}K"
+
+
+def best_trials_table(ctx: ReportContext) -> list[Entry]:
+    """A sweep's best trial per dataset: its objective(s), test metrics and hyperparameters."""
+    campaign = ctx.campaign
+    best = [rank(campaign.ok[campaign.ok["dataset"] == d], ctx.selection).head(1) for d in campaign.datasets()]
+    best = [b for b in best if len(b)]
+    if not best:
+        raise Skipped(f"no finished trial has a value of {ctx.selection.metric}")
+    frame = pd.concat(best)
+    table, numbers = _trial_listing(ctx, frame, f"Best trial per dataset by {ctx.selection.metric} ({ctx.selection.mode})")
+    files = write_table(ctx.out, "best_trials", table, numbers, latex=False)
+    return [Entry("tables", "Best trials", files, f"the best trial of each dataset by {ctx.selection.metric}, with its settings")]
+
+
+def pareto_table(ctx: ReportContext) -> list[Entry]:
+    """The non-dominated trials of a multi-objective sweep, per dataset."""
+    frame = pareto_trials(ctx)
+    names = " vs ".join(o.metric for o in ctx.campaign.objectives())
+    table, numbers = _trial_listing(ctx, frame, f"Pareto-optimal trials ({names})")
+    files = write_table(ctx.out, "pareto", table, numbers, latex=False)
+    return [Entry("tables", "Pareto set", files, f"the non-dominated trials over {names}, per dataset")]
+
+
+def pareto_trials(ctx: ReportContext) -> pd.DataFrame:
+    """Finished trials with every objective, plus a boolean column 'pareto'; Skipped if not multi-objective."""
+    campaign = ctx.campaign
+    objectives = campaign.objectives()
+    if len(objectives) < 2:
+        raise Skipped("the sweep has one objective")
+    missing = [o.metric for o in objectives if o.metric not in campaign.ok]
+    if missing:
+        raise Skipped(f"trials.csv has no column {', '.join(missing)}")
+    columns = [o.metric for o in objectives]
+    finished = campaign.ok.dropna(subset=columns)
+    if finished.empty:
+        raise Skipped("no finished trial has every objective")
+    parts = []
+    for _, group in finished.groupby("dataset", sort=False):
+        mask = non_dominated(group[columns].to_numpy(dtype=float), [o.maximise for o in objectives])
+        parts.append(group.assign(pareto=mask))
+    return pd.concat(parts).sort_values(["dataset", columns[0]], kind="stable")
+
+
+def _trial_listing(ctx: ReportContext, frame: pd.DataFrame, title: str) -> tuple[Table, pd.DataFrame]:
+    """A table of trials (dataset, id, objectives, test metrics, hyperparameters) and its numbers."""
+    if "pareto" in frame:
+        frame = frame[frame["pareto"]]
+    objectives = [o.metric for o in ctx.campaign.objectives()]
+    metrics = list(dict.fromkeys(objectives + list(ctx.columns.values())))
+    params = [p for p in searched_space(ctx.campaign)[0] if p.column in frame]
+    columns = ["Dataset", "Trial", *(column_label(m) for m in metrics), *(p.name for p in params)]
+    rows = []
+    for record in frame.to_dict("records"):
+        rows.append([str(record["dataset"]), str(record["trial_id"])]
+                    + [format_number(pd.to_numeric(record.get(m), errors="coerce")) for m in metrics]
+                    + [_format_setting(record[p.column]) for p in params])
+    numbers = frame[["dataset", "trial_id", *metrics, *(p.column for p in params)]]
+    return Table(title, columns, rows, stub=2), numbers
+
+
+def _format_setting(value: object) -> str:
+    if isinstance(value, float):
+        return MISSING if pd.isna(value) else f"{value:.4g}"
+    return str(value)
+
+
+def failures_table(ctx: ReportContext) -> list[Entry]:
+    """Every trial that did not finish (failed, diverged, pruned), with its reason."""
+    unfinished = ctx.campaign.unfinished
+    if unfinished.empty:
+        return []
+    columns = ["trial_id", "dataset", "variant_display", "seed", "status", "error", "epochs", "val_mae"]
+    rows = [[_format_setting(record[c]) if c != "val_mae" else format_number(record[c]) for c in columns]
+            for record in unfinished[columns].to_dict("records")]
+    counts = ", ".join(f"{n} {status}" for status, n in unfinished["status"].value_counts().items())
+    title = f"Trials that did not finish: {counts} of {len(ctx.campaign.trials)}"
+    table = Table(title, ["Trial", "Dataset", "Variant", "Seed", "Status", "Reason", "Epochs", "Val MAE reached"], rows,
+                  notes=["They are left out of every mean; they are listed here so that none is dropped silently."], stub=6)
+    files = write_table(ctx.out, "failures", table, unfinished[columns], latex=False)
+    return [Entry("tables", "Unfinished trials", files, f"{counts}: each with its status and reason")]

@@ -1,0 +1,477 @@
+"""Campaign files (sweeps and ablations): parsed and validated in full before anything runs.
+
+Every problem is a `SpecError` whose one-line message names the file and the field, e.g.
+"search_spaces/h.yaml: space.top_k.high: names 'num_experts', which is not an earlier
+parameter". Model and training settings are checked by resolving them exactly as a trial will
+(`harness.experiment.plan_run`), so a spec that validates cannot fail on a setting later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.cli import UsageError
+from harness.data import DataError, get_dataset_info
+from harness.experiment import plan_run
+from harness.train import TRAIN_FIELDS
+from models.base import ConfigError
+from models.config import field_names
+from models.registry import get_model
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+SAMPLERS = ("tpe", "random", "gp", "grid", "nsga2")
+SCHEDULERS = ("fifo", "asha")
+PARAM_TYPES = ("float", "int", "categorical")
+EPOCH_METRICS = ("val_mae", "val_rmse", "val_mape")
+COST_METRICS = ("infer_ms", "parameters", "train_s_per_iter", "peak_mem_mb")
+OBJECTIVE_METRICS = EPOCH_METRICS + COST_METRICS
+
+# --smoke: tiny synthetic data, 2 short epochs, few trials; the whole path in under two minutes.
+SMOKE_SETTINGS = {"max_epochs": 2, "patience": 2, "max_batches_per_epoch": 8, "batch_size": 16}
+SMOKE_DATA = {"nodes": 12, "days": 6, "seed": 0}
+SMOKE_TRIALS = 4
+SMOKE_SEEDS = 2
+
+SHARED_KEYS = ("name", "model", "datasets", "data_dir", "data_options", "resources", "max_concurrent", "max_failures")
+SWEEP_KEYS = SHARED_KEYS + ("fixed", "space", "objective", "search")
+ABLATION_KEYS = SHARED_KEYS + ("seeds", "base", "base_from", "reference", "variants")
+
+
+class SpecError(UsageError):
+    """A campaign file problem: '<file>: <field>: <what is wrong>'."""
+
+    def __init__(self, source: str | Path, where: str, message: str):
+        super().__init__(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched hyperparameter; `low`/`high` may name an earlier parameter."""
+
+    name: str
+    type: str
+    low: float | int | str | None = None
+    high: float | int | str | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.type == "categorical":
+            return {"type": self.type, "choices": list(self.choices)}
+        out = {"type": self.type, "low": self.low, "high": self.high, "log": self.log}
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "min" | "max"
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    type: str = "fifo"
+    grace_period: int = 5
+    reduction_factor: float = 3.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign. `kind` is "sweep" or "ablation"; fields of the other kind stay empty."""
+
+    kind: str
+    name: str
+    model: str
+    datasets: tuple[str, ...]
+    source: str
+    data_dir: str | None = None
+    data_options: Mapping[str, Any] = field(default_factory=dict)
+    resources: Resources = Resources()
+    max_concurrent: int = 4
+    max_failures: int = 2
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the file's mapping, for the manifest
+    # sweeps
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    space: tuple[ParamSpec, ...] = ()
+    objectives: tuple[Objective, ...] = ()
+    sampler: str = "tpe"
+    num_samples: int = 20
+    search_seed: int = 0
+    scheduler: Scheduler = Scheduler()
+    # ablations
+    seeds: tuple[int, ...] = ()
+    base: Mapping[str, Any] = field(default_factory=dict)
+    base_from: str | None = None
+    reference: str = ""
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Small checks that every section uses.
+
+
+class _Checker:
+    """Raises SpecError naming the file; one instance per file."""
+
+    def __init__(self, source: str | Path):
+        self.source = str(source)
+
+    def fail(self, where: str, message: str) -> SpecError:
+        return SpecError(self.source, where, message)
+
+    def mapping(self, value: Any, where: str, allow_none: bool = True) -> dict[str, Any]:
+        if value is None and allow_none:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
+        return dict(value)
+
+    def keys(self, mapping: Mapping[str, Any], allowed: tuple[str, ...], where: str, hint: str = "") -> None:
+        for key in mapping:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}" if where else str(key), f"unknown key{hint}; valid: {', '.join(allowed)}")
+
+    def number(self, value: Any, where: str, integer: bool = False, minimum: float | None = None) -> Any:
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            raise self.fail(where, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(where, f"must be >= {minimum}, got {value}")
+        return value
+
+    def settings(self, model: str, settings: Mapping[str, Any], where: str) -> None:
+        """Resolve settings exactly as a trial will, turning ConfigError into SpecError."""
+        try:
+            plan_run(model, settings)
+        except ConfigError as error:
+            raise self.fail(f"{where}.{error.field}" if error.field in settings else where, error.reason) from None
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping (safe_load; never executes anything)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(path, "", "no such file")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "YAML"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(path, where, f"invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise SpecError(path, "", "not a text file") from None
+    if content is None:
+        raise SpecError(path, "", "the file is empty")
+    if not isinstance(content, Mapping):
+        raise SpecError(path, "", f"must be a mapping of keys to values, got {type(content).__name__}")
+    return dict(content)
+
+
+def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]:
+    """The keys sweeps and ablations share: name, model, datasets, data, resources, limits."""
+    for key in ("name", "model", "datasets"):
+        if key not in raw:
+            raise check.fail(key, "missing (required)")
+    name = raw["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
+        raise check.fail("name", f"must be a plain folder name (letters, digits, . _ -), got {name!r}")
+    if not isinstance(raw["model"], str):
+        raise check.fail("model", f"must be a model name, got {raw['model']!r}")
+    try:
+        model = get_model(raw["model"]).name
+    except ConfigError as error:
+        raise check.fail("model", error.reason) from None
+    datasets = raw["datasets"]
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    if not isinstance(datasets, list) or not datasets:
+        raise check.fail("datasets", "must be a non-empty list of dataset names")
+    names = []
+    for i, dataset in enumerate(datasets):
+        try:
+            names.append(get_dataset_info(str(dataset)).name)
+        except DataError as error:
+            raise check.fail(f"datasets[{i}]", str(error)) from None
+    if len(set(names)) != len(names):
+        raise check.fail("datasets", "lists a dataset twice")
+    if smoke:
+        names = ["synthetic"]
+    data_dir = raw.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise check.fail("data_dir", f"must be a path, got {data_dir!r}")
+    resources = check.mapping(raw.get("resources"), "resources")
+    check.keys(resources, ("cpu", "gpu"), "resources")
+    cpu = check.number(resources.get("cpu", 1), "resources.cpu", minimum=0)
+    gpu = check.number(resources.get("gpu", 0), "resources.gpu", minimum=0)
+    if cpu == 0 and gpu == 0:
+        raise check.fail("resources", "a trial needs some cpu or gpu")
+    return {
+        "name": name,
+        "model": model,
+        "datasets": tuple(names),
+        "data_dir": data_dir,
+        "data_options": check.mapping(raw.get("data_options"), "data_options"),
+        "resources": Resources(float(cpu), float(gpu)),
+        "max_concurrent": check.number(raw.get("max_concurrent", 4), "max_concurrent", integer=True, minimum=1),
+        "max_failures": check.number(raw.get("max_failures", 2), "max_failures", integer=True, minimum=0),
+        "raw": raw,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps.
+
+
+def _param(check: _Checker, name: str, raw: Any, earlier: dict[str, ParamSpec]) -> ParamSpec:
+    where = f"space.{name}"
+    spec = check.mapping(raw, where, allow_none=False)
+    kind = spec.get("type")
+    if kind not in PARAM_TYPES:
+        raise check.fail(f"{where}.type", f"must be one of {', '.join(PARAM_TYPES)}, got {kind!r}")
+    if kind == "categorical":
+        check.keys(spec, ("type", "choices"), where)
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise check.fail(f"{where}.choices", "must be a non-empty list")
+        return ParamSpec(name, kind, choices=tuple(tuple(c) if isinstance(c, list) else c for c in choices))
+    check.keys(spec, ("type", "low", "high", "log", "step"), where)
+    integer = kind == "int"
+    bounds = {}
+    for side in ("low", "high"):
+        if side not in spec:
+            raise check.fail(f"{where}.{side}", "missing (required)")
+        value = spec[side]
+        if isinstance(value, str):
+            if value not in earlier:
+                raise check.fail(f"{where}.{side}", f"names {value!r}, which is not an earlier parameter of the space")
+            if _value_range(earlier[value]) is None:
+                raise check.fail(f"{where}.{side}", f"names {value!r}, which is not numeric or is itself conditional")
+        else:
+            check.number(value, f"{where}.{side}", integer=integer)
+        bounds[side] = value
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise check.fail(f"{where}.log", f"must be true or false, got {log!r}")
+    step = spec.get("step")
+    if step is not None:
+        check.number(step, f"{where}.step", integer=integer)
+        if step <= 0:
+            raise check.fail(f"{where}.step", f"must be > 0, got {step}")
+        if log and (not integer or step != 1):
+            raise check.fail(f"{where}.step", "cannot be combined with log")
+    param = ParamSpec(name, kind, bounds["low"], bounds["high"], log, step)
+    low_max = _bound_range(param.low, earlier)[1]
+    high_min = _bound_range(param.high, earlier)[0]
+    if low_max > high_min:
+        raise check.fail(where, f"low ({param.low}) can exceed high ({param.high})")
+    if log and _bound_range(param.low, earlier)[0] <= 0:
+        raise check.fail(f"{where}.low", "must be > 0 with log: true")
+    return param
+
+
+def _value_range(param: ParamSpec) -> tuple[float, float] | None:
+    """Smallest and largest value a parameter can take (None if not numeric)."""
+    if param.type == "categorical":
+        if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in param.choices):
+            return min(param.choices), max(param.choices)
+        return None
+    if isinstance(param.low, str) or isinstance(param.high, str):
+        return None  # a bound that is itself conditional: resolved by _bound_range's caller
+    return param.low, param.high
+
+
+def _bound_range(bound: Any, earlier: dict[str, ParamSpec]) -> tuple[float, float]:
+    if isinstance(bound, str):
+        resolved = _value_range(earlier[bound])
+        assert resolved is not None  # checked in _param
+        return resolved
+    return bound, bound
+
+
+def _objectives(check: _Checker, raw: Any) -> tuple[Objective, ...]:
+    items = raw if isinstance(raw, list) else [raw if raw is not None else {"metric": "val_mae", "mode": "min"}]
+    if not items:
+        raise check.fail("objective", "must name at least one metric")
+    out = []
+    for i, item in enumerate(items):
+        where = "objective" if not isinstance(raw, list) else f"objective[{i}]"
+        item = check.mapping(item, where, allow_none=False)
+        check.keys(item, ("metric", "mode"), where)
+        metric, mode = item.get("metric"), item.get("mode", "min")
+        if metric not in OBJECTIVE_METRICS:
+            raise check.fail(f"{where}.metric", f"unknown metric {metric!r}; valid: {', '.join(OBJECTIVE_METRICS)}")
+        if mode not in ("min", "max"):
+            raise check.fail(f"{where}.mode", f"must be min or max, got {mode!r}")
+        out.append(Objective(metric, mode))
+    if len({o.metric for o in out}) != len(out):
+        raise check.fail("objective", "lists a metric twice")
+    return tuple(out)
+
+
+def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
+    """Read and validate a sweep file (see search_spaces/*.yaml)."""
+    check = _Checker(path)
+    raw = read_mapping(path)
+    hint = " (this looks like an ablation file: run python -m harness.ablate)" if "variants" in raw else ""
+    check.keys(raw, SWEEP_KEYS, "", hint)
+    shared = _shared(check, raw, smoke)
+    model = shared["model"]
+    fixed = check.mapping(raw.get("fixed"), "fixed")
+    check.settings(model, fixed, "fixed")
+    valid = set(field_names(get_model(model).config_cls)) | set(TRAIN_FIELDS)
+    space_raw = check.mapping(raw.get("space"), "space", allow_none=False) if "space" in raw else None
+    if not space_raw:
+        raise check.fail("space", "missing or empty: name at least one hyperparameter to search")
+    space: dict[str, ParamSpec] = {}
+    for name, spec in space_raw.items():
+        if name not in valid:
+            raise check.fail(f"space.{name}", f"not a setting of model {model} or of the training loop; valid: {', '.join(sorted(valid))}")
+        if name in fixed:
+            raise check.fail(f"space.{name}", "is also in `fixed`")
+        space[name] = _param(check, name, spec, space)
+    for param in space.values():  # each extreme value must be a valid setting
+        for probe in _probes(param, space):
+            check.settings(model, {**fixed, **probe}, "space")
+    objectives = _objectives(check, raw.get("objective"))
+    search = check.mapping(raw.get("search"), "search")
+    check.keys(search, ("sampler", "num_samples", "seed", "scheduler"), "search")
+    sampler = search.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise check.fail("search.sampler", f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    if sampler == "grid" and any(p.type == "float" and p.step is None for p in space.values()):
+        raise check.fail("search.sampler", "grid needs categorical, int or stepped float parameters")
+    if sampler == "grid" and any(isinstance(p.low, str) or isinstance(p.high, str) for p in space.values()):
+        raise check.fail("search.sampler", "grid cannot search a conditional space (a bound names another parameter)")
+    num_samples = check.number(search.get("num_samples", 20), "search.num_samples", integer=True, minimum=1)
+    seed = check.number(search.get("seed", 0), "search.seed", integer=True)
+    scheduler_raw = check.mapping(search.get("scheduler"), "search.scheduler")
+    check.keys(scheduler_raw, ("type", "grace_period", "reduction_factor"), "search.scheduler")
+    scheduler_type = scheduler_raw.get("type", "fifo")
+    if scheduler_type not in SCHEDULERS:
+        raise check.fail("search.scheduler.type", f"unknown scheduler {scheduler_type!r}; valid: {', '.join(SCHEDULERS)}")
+    if scheduler_type == "asha" and (len(objectives) > 1 or objectives[0].metric not in EPOCH_METRICS):
+        raise check.fail("search.scheduler.type", f"asha stops trials on a per-epoch metric: use one objective among {', '.join(EPOCH_METRICS)}")
+    scheduler = Scheduler(
+        scheduler_type,
+        check.number(scheduler_raw.get("grace_period", 5), "search.scheduler.grace_period", integer=True, minimum=1),
+        check.number(scheduler_raw.get("reduction_factor", 3), "search.scheduler.reduction_factor", minimum=1.01),
+    )
+    if smoke:
+        fixed = {**fixed, **SMOKE_SETTINGS}
+        num_samples = min(num_samples, SMOKE_TRIALS)
+        shared["data_options"] = dict(SMOKE_DATA)
+        if scheduler.type == "asha":
+            scheduler = Scheduler("asha", 1, scheduler.reduction_factor)
+    return Campaign(
+        kind="sweep",
+        source=str(path),
+        fixed=fixed,
+        space=tuple(space.values()),
+        objectives=objectives,
+        sampler=sampler,
+        num_samples=num_samples,
+        search_seed=seed,
+        scheduler=scheduler,
+        **shared,
+    )
+
+
+def _probes(param: ParamSpec, space: dict[str, ParamSpec]) -> list[dict[str, Any]]:
+    """Settings that put `param` at its extremes (with the parameters its bounds name)."""
+    if param.type == "categorical":
+        return [{param.name: list(c) if isinstance(c, tuple) else c} for c in param.choices]
+    cast = int if param.type == "int" else float
+    references = {b for b in (param.low, param.high) if isinstance(b, str)}
+    contexts = [{}] + [{r: v} for r in references for v in _bound_range(r, space)]
+    probes = []
+    for context in contexts:
+        low = context.get(param.low, param.low) if isinstance(param.low, str) else param.low
+        high = context.get(param.high, param.high) if isinstance(param.high, str) else param.high
+        if isinstance(low, str) or isinstance(high, str):
+            continue  # this bound's reference is not pinned in this context
+        probes += [{**context, param.name: cast(low)}, {**context, param.name: cast(high)}]
+    return probes
+
+
+# --------------------------------------------------------------------------------------------
+# Ablations.
+
+
+def parse_ablation(path: str | Path, smoke: bool = False) -> Campaign:
+    """Read and validate an ablation campaign file (see ablations/*.yaml)."""
+    check = _Checker(path)
+    raw = read_mapping(path)
+    hint = " (this looks like a sweep file: run python -m harness.sweep)" if "space" in raw else ""
+    check.keys(raw, ABLATION_KEYS, "", hint)
+    shared = _shared(check, raw, smoke)
+    model = shared["model"]
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds:
+        raise check.fail("seeds", "must be a non-empty list of integers")
+    for i, seed in enumerate(seeds):
+        check.number(seed, f"seeds[{i}]", integer=True)
+    if len(set(seeds)) != len(seeds):
+        raise check.fail("seeds", "lists a seed twice")
+    base = {}
+    base_from = raw.get("base_from")
+    if base_from is not None:
+        if not isinstance(base_from, str):
+            raise check.fail("base_from", f"must be a path to a sweep's best.yaml, got {base_from!r}")
+        best_path = Path(base_from)
+        if not best_path.is_absolute() and not best_path.exists():
+            best_path = Path(path).parent / base_from
+        if not best_path.is_file():
+            raise check.fail("base_from", f"no such file: {base_from}")
+        best = read_mapping(best_path)
+        base.update(check.mapping(best.get("config", best), f"base_from ({best_path})"))
+        if best.get("model", model) != model:
+            raise check.fail("base_from", f"{best_path} is a configuration of model {best.get('model')}, not {model}")
+    base.update(check.mapping(raw.get("base"), "base"))
+    if "seed" in base:
+        raise check.fail("base.seed", "seeds come from the `seeds` list")
+    check.settings(model, base, "base")
+    variants_raw = check.mapping(raw.get("variants"), "variants", allow_none=False) if "variants" in raw else None
+    if not variants_raw:
+        raise check.fail("variants", "missing or empty: name at least one variant")
+    variants: dict[str, dict[str, Any]] = {}
+    for display, overrides in variants_raw.items():
+        overrides = check.mapping(overrides, f"variants.{display}")
+        if "seed" in overrides:
+            raise check.fail(f"variants.{display}.seed", "seeds come from the `seeds` list")
+        check.settings(model, {**base, **overrides}, f"variants.{display}")
+        variants[str(display)] = overrides
+    reference = raw.get("reference", next(iter(variants)))
+    if reference not in variants:
+        raise check.fail("reference", f"{reference!r} is not among the variants: {', '.join(variants)}")
+    if smoke:
+        base = {**base, **SMOKE_SETTINGS}
+        seeds = seeds[:SMOKE_SEEDS]
+        shared["data_options"] = dict(SMOKE_DATA)
+    return Campaign(
+        kind="ablation",
+        source=str(path),
+        seeds=tuple(seeds),
+        base=base,
+        base_from=base_from,
+        reference=str(reference),
+        variants=variants,
+        **shared,
+    )

@@ -1,0 +1,147 @@
+"""prepare(): the BasicTS protocol on a small synthetic series (splits, z-score, window views)."""
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from harness.data import DataError, PreparedData, Series, generate_synthetic, prepare, split_sample_counts
+from models.base import DatasetMeta, time_indices
+
+
+@pytest.fixture(scope="module")
+def series() -> Series:
+    return generate_synthetic(num_nodes=6, num_steps=288 * 4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data(series) -> PreparedData:
+    return prepare(series)
+
+
+def _read_only(series: Series) -> Series:
+    """A copy of `series` whose arrays are read-only, like arrays coming back from the Ray object store."""
+    arrays = {name: getattr(series, name).copy() for name in ("values", "tod", "dow", "adjacency")}
+    for array in arrays.values():
+        array.setflags(write=False)
+    return dataclasses.replace(series, **arrays)
+
+
+def test_sample_counts_follow_the_split_arithmetic(series, data):
+    assert data.num_samples() == split_sample_counts(series.num_steps, series.info.split)
+    assert {name: len(data.split(name)) for name in ("train", "val", "test")} == data.num_samples()
+    assert data.segments == {"train": (0, 692), "val": (692, 922), "test": (922, 1152)}
+
+
+def test_windows_are_views_into_the_prepared_arrays(series, data):
+    split = data.split("val")
+    assert np.shares_memory(split.inputs, data.features)
+    assert np.shares_memory(split.targets, data.raw)
+    assert np.shares_memory(data.raw, series.values)
+    assert split.inputs.shape == (len(split), 12, 6, 3) and split.targets.shape == (len(split), 12, 6)
+
+
+def test_each_window_holds_its_history_and_the_following_raw_values(data):
+    split = data.split("test")
+    start = data.segments["test"][0]
+    for sample in (0, 7, len(split) - 1):
+        np.testing.assert_array_equal(split.inputs[sample], data.features[start + sample : start + sample + 12])
+        np.testing.assert_array_equal(split.targets[sample], data.raw[start + sample + 12 : start + sample + 24])
+    assert start + len(split) + 23 == data.segments["test"][1]  # the last window ends at the segment's end
+
+
+def test_batch_returns_contiguous_float32_copies_of_the_chosen_samples(data):
+    split = data.split("train")
+    x, y = split.batch(np.array([4, 0, 9]))
+    assert x.shape == (3, 12, 6, 3) and y.shape == (3, 12, 6)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    assert x.flags["C_CONTIGUOUS"] and y.flags["C_CONTIGUOUS"]
+    assert not np.shares_memory(x, data.features) and not np.shares_memory(y, data.raw)
+    np.testing.assert_array_equal(x[0], split.inputs[4])
+    np.testing.assert_array_equal(y[2], split.targets[9])
+
+
+def test_time_index_points_at_the_first_forecast_step(data):
+    split = data.split("val")
+    steps = split.time_index(np.array([0, 5]))
+    np.testing.assert_array_equal(steps, data.segments["val"][0] + 12 + np.array([0, 5]))
+    np.testing.assert_array_equal(data.raw[steps[1]], split.targets[5, 0])
+
+
+def test_values_are_z_scored_with_training_segment_statistics(series, data):
+    train = series.values[: data.segments["train"][1]].astype(np.float64)
+    assert data.mean == pytest.approx(train.mean()) and data.std == pytest.approx(train.std())
+    np.testing.assert_allclose(data.features[..., 0], (series.values - data.mean) / data.std, rtol=1e-5, atol=1e-5)
+    z_train, _, _ = data.train_segment()
+    assert abs(z_train.mean()) < 1e-4 and z_train.std() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_scaler_ignores_validation_and_test_values(series, data):
+    changed = series.values.copy()
+    changed[data.segments["train"][1] :] *= 3.0
+    other = prepare(dataclasses.replace(series, values=changed))
+    assert (other.mean, other.std) == (data.mean, data.std)
+    changed[:10] += 50.0
+    assert prepare(dataclasses.replace(series, values=changed)).mean != data.mean
+
+
+def test_time_features_are_unscaled_fractions_that_models_decode(series, data):
+    np.testing.assert_allclose(data.features[:, 0, 1], series.tod / 288, rtol=1e-6)
+    np.testing.assert_allclose(data.features[:, 0, 2], series.dow / 7, rtol=1e-6)
+    x, _ = data.split("train").batch(np.arange(300, 302))
+    tod, dow = time_indices(torch.from_numpy(x))
+    np.testing.assert_array_equal(tod.numpy(), series.tod[300:302, None] + np.arange(12))
+    np.testing.assert_array_equal(dow.numpy()[:, 0], series.dow[300:302])
+
+
+def test_prepare_and_windows_work_on_read_only_arrays(series):
+    data = prepare(_read_only(series))
+    for array in (data.features, data.raw, data.tod, data.dow):
+        array.setflags(write=False)
+    x, y = data.split("train").batch(np.arange(4))
+    z_train, tod, dow = data.train_segment()
+    assert x.shape == (4, 12, 6, 3) and y.shape == (4, 12, 6)
+    assert z_train.flags.writeable and tod.flags.writeable and dow.flags.writeable
+    assert not data.split("train").inputs.flags.writeable
+
+
+def test_prepared_data_survives_pickling_as_plain_arrays(data):
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy.fingerprint == data.fingerprint
+    np.testing.assert_array_equal(copy.split("val").batch([3])[1], data.split("val").batch([3])[1])
+
+
+def test_meta_describes_the_dataset_without_its_values(series, data):
+    meta = data.meta()
+    assert isinstance(meta, DatasetMeta)
+    assert (meta.name, meta.num_nodes, meta.input_len, meta.output_len) == ("synthetic", 6, 12, 12)
+    assert meta.adjacency is series.adjacency
+
+
+def test_custom_window_lengths_change_the_sample_counts(series):
+    data = prepare(series, input_len=6, output_len=3)
+    split = data.split("train")
+    assert split.inputs.shape[1:] == (6, 6, 3) and split.targets.shape[1:] == (3, 6)
+    assert len(split) == 692 - 9 + 1
+
+
+def test_unknown_split_is_a_data_error(data):
+    with pytest.raises(DataError, match="split: unknown split 'training'; valid: train, val, test"):
+        data.split("training")
+
+
+def test_series_too_short_for_a_window_is_a_data_error():
+    with pytest.raises(DataError, match="the val segment has 20 steps, fewer than input_len \\+ output_len = 24"):
+        prepare(generate_synthetic(num_nodes=3, num_steps=100))
+
+
+def test_bad_window_length_is_a_data_error(series):
+    with pytest.raises(DataError, match="input_len: expected a positive integer"):
+        prepare(series, input_len=0)
+
+
+def test_constant_training_segment_is_a_data_error(series):
+    with pytest.raises(DataError, match="training segment is constant"):
+        prepare(dataclasses.replace(series, values=np.zeros_like(series.values)))

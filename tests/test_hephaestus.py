@@ -1,0 +1,321 @@
+"""Behaviour of the HEPHAESTUS model package: sizes, routing, variants, settings, training."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models import ConfigError, DatasetMeta, build_model, get_model
+from models.base import count_parameters
+from models.hephaestus import Hephaestus, routing_probabilities
+from models.hephaestus.layers import HeterogeneousSpatialAttention, MovingPatch
+from models.hephaestus.router import DecompositionFeatures, balance_loss, top_k_gates
+
+TINY = {"hidden": 8, "heads": 2, "layers": 1, "rank": 4, "d_tid": 4, "d_tiw": 4, "head_hidden": 16}
+PEMS04 = DatasetMeta(name="PEMS04", num_nodes=307)
+
+
+def make_history(batch: int, nodes: int, first_step: int = 100, seed: int = 0) -> torch.Tensor:
+    """Random values with valid time-of-day / day-of-week channels; sample b starts at first_step + b."""
+    generator = torch.Generator().manual_seed(seed)
+    history = torch.randn(batch, 12, nodes, 3, generator=generator)
+    steps = first_step + torch.arange(batch)[:, None] + torch.arange(12)[None, :]  # (B, H)
+    history[..., 1] = ((steps % 288) / 288)[..., None]
+    history[..., 2] = (((steps // 288) % 7) / 7)[..., None]
+    return history
+
+
+def tiny_model(nodes: int = 6, seed: int = 0, **overrides) -> Hephaestus:
+    torch.manual_seed(seed)
+    return build_model("hephaestus", DatasetMeta(name="tiny", num_nodes=nodes), {**TINY, **overrides})
+
+
+# --- sizes -------------------------------------------------------------------------------------
+
+
+def test_forward_returns_forecast_shape_and_gate_probabilities():
+    model = tiny_model()
+    out = model(make_history(3, 6))
+    assert out.prediction.shape == (3, 12, 6, 1)
+    assert out.extras["gate_probs"].shape == (3, 4)
+    assert torch.isfinite(out.prediction).all()
+
+
+def test_pems04_parameter_count_matches_paper_table4():
+    model = build_model("hephaestus", PEMS04)
+    assert abs(count_parameters(model) - 716_000) / 716_000 < 0.03
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("full", 718_700),
+        ("wo_ams_moe", 307_600),
+        ("wo_pta", 643_400),
+        ("wo_hsa", 482_800),
+        ("fixed_scale_moe", 718_200),
+        ("noisy_routing_only", 718_700),
+    ],
+)
+def test_variant_parameter_counts_match_spec_table(variant, expected):
+    model = build_model("hephaestus", PEMS04, {"variant": variant})
+    assert abs(count_parameters(model) - expected) / expected < 0.03
+
+
+@pytest.mark.parametrize(
+    ("dataset", "nodes", "expected"),
+    [("METR-LA", 207, 712_000), ("PEMS-BAY", 325, 720_000), ("PEMS03", 358, 722_000), ("PEMS07", 883, 756_000), ("PEMS08", 170, 710_000)],
+)
+def test_full_model_parameter_counts_on_other_datasets_match_spec(dataset, nodes, expected):
+    model = build_model("hephaestus", DatasetMeta(name=dataset, num_nodes=nodes))
+    assert abs(count_parameters(model) - expected) / expected < 0.03
+
+
+def test_pems07_size_forward_runs_on_cpu():
+    torch.manual_seed(0)
+    model = build_model("hephaestus", DatasetMeta(name="PEMS07", num_nodes=883)).eval()
+    with torch.no_grad():
+        out = model(make_history(4, 883))
+    assert out.prediction.shape == (4, 12, 883, 1)
+
+
+# --- routing -----------------------------------------------------------------------------------
+
+
+def count_expert_samples(model: Hephaestus) -> list[int]:
+    """Attach hooks recording how many samples each expert's ST-Blocks process."""
+    seen = [0] * len(model.experts)
+    for m, expert in enumerate(model.experts):
+        expert.register_forward_hook(lambda module, args, output, m=m: seen.__setitem__(m, seen[m] + args[0].shape[0]))
+    return seen
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_topk_routing_runs_only_k_experts_per_sample(top_k):
+    model = tiny_model(top_k=top_k)
+    seen = count_expert_samples(model)
+    out = model(make_history(5, 6))
+    assert sum(seen) == top_k * 5
+    assert ((out.extras["gates"] > 0).sum(dim=1) == top_k).all()
+
+
+def test_unselected_experts_get_no_gradient_from_the_batch():
+    model = tiny_model(top_k=2)
+    out = model(make_history(1, 6))
+    (out.prediction.sum() + out.aux_loss).backward()
+    selected = out.extras["gates"][0] > 0
+    assert selected.sum() == 2
+    for m, expert in enumerate(model.experts):
+        # The Moving-Patch projection also feeds the router (Eq. 5), so only the blocks and S_e
+        # are the expert's own computation.
+        grads = [p.grad for p in expert.blocks.parameters()] + [expert.node_embedding.grad]
+        if selected[m]:
+            assert all(g is not None and g.abs().sum() > 0 for g in grads)
+        else:
+            assert all(g is None for g in grads)
+
+
+def test_eval_mode_is_deterministic_and_training_adds_router_noise():
+    model = tiny_model(dropout=0.0)
+    history = make_history(4, 6)
+    train_probs = [model(history).extras["gate_probs"] for _ in range(2)]
+    assert not torch.allclose(train_probs[0], train_probs[1])
+    model.eval()
+    first, second = model(history), model(history)
+    assert torch.equal(first.prediction, second.prediction)
+    assert torch.equal(first.extras["gate_probs"], second.extras["gate_probs"])
+
+
+@pytest.mark.parametrize("variant", ["full", "noisy_routing_only", "fixed_scale_moe", "wo_ams_moe"])
+def test_gate_probabilities_and_gates_sum_to_one(variant):
+    out = tiny_model(variant=variant)(make_history(4, 6))
+    assert torch.allclose(out.extras["gate_probs"].sum(dim=1), torch.ones(4))
+    assert torch.allclose(out.extras["gates"].sum(dim=1), torch.ones(4))
+
+
+def test_literal_eq7_keeps_unnormalised_topk_probabilities():
+    probs = torch.tensor([[0.1, 0.5, 0.3, 0.1]])
+    gates, selected = top_k_gates(probs, 2, renormalise=False)
+    assert torch.equal(selected, torch.tensor([[False, True, True, False]]))
+    assert torch.allclose(gates, torch.tensor([[0.0, 0.5, 0.3, 0.0]]))
+    renormalised, _ = top_k_gates(probs, 2, renormalise=True)
+    assert torch.allclose(renormalised, torch.tensor([[0.0, 0.625, 0.375, 0.0]]))
+
+
+def test_balance_loss_is_one_for_uniform_routing_and_larger_when_collapsed():
+    uniform = torch.full((4, 4), 0.25)
+    balanced = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0], [0, 1, 0, 1]], dtype=torch.bool)
+    assert balance_loss(uniform, balanced, "switch").item() == pytest.approx(1.0)
+    assert balance_loss(uniform, balanced, "cv2").item() == pytest.approx(0.0)
+    collapsed_probs = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).repeat(4, 1)
+    collapsed = collapsed_probs > 0
+    assert balance_loss(collapsed_probs, collapsed, "switch").item() == pytest.approx(2.0)
+
+
+def test_balance_loss_is_the_weighted_aux_loss_and_its_gradient_reaches_the_router():
+    model = tiny_model(aux_weight=0.5)
+    out = model(make_history(4, 6))
+    assert out.aux_loss.item() == pytest.approx(0.5 * out.extras["loss/balance"].item())
+    out.aux_loss.backward()
+    assert model.router.w_gate.weight.grad.abs().sum() > 0
+    assert model.router.node_pool.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("aux_type", ["switch", "cv2"])
+@pytest.mark.parametrize("router_features", ["eq5", "decomp"])
+def test_router_options_train_end_to_end(aux_type, router_features):
+    model = tiny_model(aux_type=aux_type, router_features=router_features)
+    out = model(make_history(4, 6))
+    (out.prediction.abs().mean() + out.aux_loss).backward()
+    assert torch.isfinite(out.aux_loss)
+    assert model.router.w_gate.weight.grad.abs().sum() > 0
+
+
+def test_decomposition_seasonality_recovers_a_pure_cycle():
+    steps = torch.arange(12, dtype=torch.float32)
+    cycle = torch.sin(2 * math.pi * 2 * steps / 12)
+    series = (3.0 + cycle).expand(2, 5, 12)  # (B, N, H) with a mean the seasonality drops
+    assert torch.allclose(DecompositionFeatures.seasonality(series), cycle.expand(2, 5, 12), atol=1e-5)
+
+
+def test_routing_probabilities_helper_returns_numpy_probs_and_time_of_day():
+    model = tiny_model()
+    history = make_history(7, 6, first_step=287)  # last input steps 298..304 -> tod 10..16
+    probs, tod = routing_probabilities(model, history.numpy(), batch_size=3)
+    assert probs.shape == (7, 4) and tod.shape == (7,)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert tod.tolist() == list(range(10, 17))
+    assert model.training  # mode restored
+    batched, _ = routing_probabilities(model, [history[:4], history[4:]])
+    assert np.allclose(batched, probs, atol=1e-6)
+    model.eval()
+    assert np.allclose(model(history).extras["gate_probs"].detach().numpy(), probs, atol=1e-6)
+
+
+# --- components --------------------------------------------------------------------------------
+
+
+def test_moving_patch_is_causal_with_replicated_left_boundary():
+    torch.manual_seed(0)
+    patch = MovingPatch(3, 4)
+    series = torch.randn(1, 2, 12)
+    tokens = patch(series)
+    first = patch.proj(series[..., :1].repeat(1, 1, 3))
+    assert torch.allclose(tokens[..., 0, :], first)
+    changed = series.clone()
+    changed[..., 7] += 1.0
+    assert torch.equal(patch(changed)[..., :7, :], tokens[..., :7, :])
+
+
+def test_revin_makes_forecasts_shift_equivariant():
+    model = tiny_model().eval()
+    history = make_history(2, 6)
+    shifted = history.clone()
+    shifted[..., 0] += 5.0
+    assert torch.allclose(model(shifted).prediction, model(history).prediction + 5.0, atol=1e-4)
+
+
+# --- variants ----------------------------------------------------------------------------------
+
+
+def test_variants_carry_the_paper_display_names():
+    displays = {v.name: v.display for v in get_model("hephaestus").variants}
+    assert displays == {
+        "full": "Full",
+        "wo_ams_moe": "w/o AMS-MoE",
+        "wo_pta": "w/o PTA",
+        "wo_hsa": "w/o HSA",
+        "fixed_scale_moe": "Fixed-Scale MoE",
+        "noisy_routing_only": "Noisy-Routing Only",
+    }
+
+
+def test_fixed_scale_moe_weights_every_expert_by_one_over_m_without_router():
+    model = tiny_model(variant="fixed_scale_moe")
+    seen = count_expert_samples(model)
+    out = model(make_history(3, 6))
+    assert model.router is None and out.aux_loss is None
+    assert torch.allclose(out.extras["gates"], torch.full((3, 4), 0.25))
+    assert seen == [3, 3, 3, 3]
+
+
+def test_noisy_routing_only_runs_every_expert_weighted_by_the_router():
+    model = tiny_model(variant="noisy_routing_only")
+    seen = count_expert_samples(model)
+    out = model(make_history(3, 6))
+    assert seen == [3, 3, 3, 3]
+    assert torch.equal(out.extras["gates"], out.extras["gate_probs"])
+    assert out.aux_loss is not None
+
+
+def test_wo_ams_moe_is_one_patch3_expert_without_router():
+    model = tiny_model(variant="wo_ams_moe")
+    out = model(make_history(2, 6))
+    assert model.patch_sizes == (3,) and model.router is None and out.aux_loss is None
+
+
+def test_wo_pta_has_no_period_embeddings():
+    names = [name for name, _ in tiny_model(variant="wo_pta").named_parameters()]
+    assert not any("period_embedding" in name for name in names)
+    assert any("period_embedding" in name for name, _ in tiny_model().named_parameters())
+
+
+def test_wo_hsa_has_no_node_embeddings_or_pattern_library():
+    model = tiny_model(variant="wo_hsa")
+    names = [name for name, _ in model.named_parameters()]
+    assert not any("node_embedding" in name or "pattern_library" in name for name in names)
+    assert not any(isinstance(module, HeterogeneousSpatialAttention) for module in model.modules())
+    assert model(make_history(2, 6)).prediction.shape == (2, 12, 6, 1)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("num_experts", "patch_sizes"), [(2, (1, 3)), (3, (1, 3, 6)), (4, (1, 2, 3, 6)), (5, (1, 2, 3, 6, 12))]
+)
+@pytest.mark.parametrize("variant", ["full", "fixed_scale_moe"])
+def test_num_experts_alone_picks_the_nested_patch_sets(num_experts, patch_sizes, variant):
+    config = get_model("hephaestus").make_config({"variant": variant, "num_experts": num_experts})
+    assert config.patch_sizes == patch_sizes
+
+
+def test_patch_sizes_alone_set_the_number_of_experts():
+    config = get_model("hephaestus").make_config({"patch_sizes": [1, 4, 12]})
+    assert config.num_experts == 3 and config.patch_sizes == (1, 4, 12)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"top_k": 5}, "top_k"),
+        ({"num_experts": 2, "top_k": 3}, "top_k"),
+        ({"patch_sizes": [0, 3]}, "patch_sizes"),
+        ({"patch_sizes": [1, 3], "num_experts": 4}, "patch_sizes"),
+        ({"num_experts": 7}, "num_experts"),
+        ({"variant": "wo_ams_moe", "num_experts": 4}, "patch_sizes"),
+        ({"rank": 0}, "rank"),
+        ({"hidden": 30, "heads": 4}, "hidden"),
+        ({"gating": "softmax"}, "gating"),
+        ({"variant": "without_router"}, "variant"),
+    ],
+)
+def test_inconsistent_settings_fail_naming_the_setting(overrides, field):
+    with pytest.raises(ConfigError) as error:
+        get_model("hephaestus").make_config(overrides)
+    assert error.value.field == field
+    assert "\n" not in str(error.value)
+
+
+# --- devices and training ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_forward_and_backward_run_on_cuda():
+    model = tiny_model().cuda()
+    out = model(make_history(4, 6).cuda())
+    (out.prediction.mean() + out.aux_loss).backward()
+    assert out.prediction.device.type == "cuda"

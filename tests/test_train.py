@@ -1,0 +1,156 @@
+"""The training loop: determinism, early stopping, divergence, auxiliary losses, resume."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness.data import generate_synthetic, prepare
+from harness.experiment import plan_run, run_planned
+from harness.train import TrainConfig, TrainState, evaluate, fit
+from models import build_model
+from models.base import ForecastModel, ModelOutput
+
+
+@pytest.fixture(scope="module")
+def data():
+    return prepare(generate_synthetic(num_nodes=10, num_steps=288 * 8, seed=3))
+
+
+def quick(**changes) -> TrainConfig:
+    settings = dict(lr=2e-3, batch_size=32, max_epochs=2, patience=5, seed=0, device="cpu", max_batches_per_epoch=12)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+SETTINGS = dict(max_epochs=2, max_batches_per_epoch=12, device="cpu")
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(data):
+    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).record
+    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).record
+    assert first["test"] == second["test"] and first["val"] == second["val"]
+
+
+def test_different_seeds_give_different_models(data):
+    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 0}), data).record
+    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 1}), data).record
+    assert first["test"]["overall"]["mae"] != second["test"]["overall"]["mae"]
+
+
+def test_best_weights_are_restored_after_training(data):
+    model = build_model("stid", data.meta())
+    result = fit(model, data, quick(max_epochs=4, lr=5e-2))
+    assert result.status == "ok"
+    assert evaluate(model, data, "val", quick())["overall"]["mae"] == pytest.approx(result.best_val_mae, rel=1e-6)
+    assert result.best_val_mae == min(r["val_mae"] for r in result.history)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(data):
+    model = build_model("persistence", data.meta())  # constant: never improves after epoch 1
+
+    class Constant(ForecastModel):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, history):
+            # the gradient is zero: validation MAE never changes after the first epoch
+            return ModelOutput(prediction=model(history).prediction + 0 * self.bias)
+
+    result = fit(Constant(), data, quick(max_epochs=50, patience=3))
+    assert result.epochs == 4 and result.best_epoch == 1
+
+
+def test_nan_loss_stops_the_run_as_diverged(data):
+    class Exploding(ForecastModel):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, history):
+            return ModelOutput(prediction=history[:, :, :, :1] * self.weight * math.nan)
+
+    result = fit(Exploding(), data, quick())
+    assert result.status == "diverged"
+    assert "nan" in result.reason
+    assert result.epochs == 0
+
+
+def test_auxiliary_loss_is_added_to_the_training_loss(data):
+    class WithAux(ForecastModel):
+        def __init__(self):
+            super().__init__()
+            self.inner = build_model("stid", data.meta())
+
+        def forward(self, history):
+            out = self.inner(history)
+            aux = torch.tensor(7.0)
+            return ModelOutput(out.prediction, aux_loss=aux, extras={"loss/aux": aux.detach()})
+
+    result = fit(WithAux(), data, quick(max_epochs=1))
+    record = result.history[0]
+    assert record["train_loss"] == pytest.approx(record["loss_supervised"] + 7.0)
+    assert record["loss_aux"] == pytest.approx(7.0)
+
+
+def test_resuming_from_a_saved_state_continues_exactly(data, tmp_path):
+    torch.manual_seed(0)
+    straight = build_model("stid", data.meta())
+    fit(straight, data, quick(max_epochs=4))
+
+    saved = {}
+
+    def keep(record, state: TrainState):
+        if record["epoch"] == 2:
+            path = tmp_path / "state.pt"
+            torch.save(state.to_dict(), path)
+            saved["state"] = TrainState.from_dict(torch.load(path, weights_only=True))
+
+    torch.manual_seed(0)
+    first = build_model("stid", data.meta())
+    fit(first, data, quick(max_epochs=2), on_epoch_end=keep)
+    resumed = build_model("stid", data.meta())  # its own weights are replaced by the saved state
+    result = fit(resumed, data, quick(max_epochs=4), resume=saved["state"])
+    assert result.epochs == 4 and len(result.history) == 4
+    assert evaluate(resumed, data, "test", quick()) == evaluate(straight, data, "test", quick())
+
+
+def test_callback_sees_every_epoch(data):
+    seen = []
+    fit(build_model("stid", data.meta()), data, quick(max_epochs=3), on_epoch_end=lambda r, s: seen.append(r["epoch"]))
+    assert seen == [1, 2, 3]
+
+
+def test_persistence_repeats_the_last_recorded_value(data):
+    model = build_model("persistence", data.meta())
+    x, _ = data.split("test").batch(np.arange(4))
+    prediction = model(torch.from_numpy(x)).prediction
+    expected = torch.from_numpy(x[:, -1:, :, :1]).expand(-1, 12, -1, -1)
+    assert torch.equal(prediction, expected)
+
+
+def test_historical_average_predicts_the_training_mean_of_each_time_of_week_slot():
+    steps = 288 * 7 * 3  # three whole weeks: every slot seen twice in the training split
+    series = generate_synthetic(num_nodes=3, num_steps=steps, seed=1, missing_rate=0.0)
+    data = prepare(series)
+    model = build_model("historical_average", data.meta())
+    fit(model, data, quick())
+    values, tod, dow = data.train_segment()
+    slot = dow * 288 + tod
+    target_slot = int(slot[100]) % 2016
+    expected = values[slot == target_slot].mean(axis=0)
+    assert np.allclose(model.table[target_slot].numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_stid_learns_well_below_the_naive_baselines():
+    data = prepare(generate_synthetic(num_nodes=12, num_steps=288 * 14, seed=0))
+    config = quick(max_epochs=6, max_batches_per_epoch=60, lr=3e-3)
+    scores = {}
+    for name in ("persistence", "historical_average", "stid"):
+        model = build_model(name, data.meta())
+        fit(model, data, config)
+        scores[name] = evaluate(model, data, "test", config)["overall"]["mae"]
+    assert scores["stid"] < 0.9 * min(scores["persistence"], scores["historical_average"]), scores
