@@ -52,7 +52,9 @@ def timed(step: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def train_step(model: ForecastModel, optimiser: torch.optim.Optimizer, history: torch.Tensor, target: torch.Tensor) -> Callable[[], None]:
+def train_step(
+    model: ForecastModel, optimiser: torch.optim.Optimizer, history: torch.Tensor, target: torch.Tensor
+) -> Callable[[], None]:
     """One optimisation step: forward, MAE + auxiliary loss, backward, Adam update."""
 
     def step() -> None:
@@ -79,7 +81,9 @@ def inference_step(model: ForecastModel, history: torch.Tensor) -> Callable[[], 
     return step
 
 
-def median_times(steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device) -> dict[str, float]:
+def median_times(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device
+) -> dict[str, float]:
     """Median milliseconds per call of each step, calls interleaved round by round."""
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for round_index in range(warmup + repeats):
@@ -105,7 +109,9 @@ def main() -> None:
         model = build_model("hephaestus", PEMS04, {"variant": variant.name})
         print(f"  {variant.name:<20} {variant.display:<20} {count_parameters(model):>9,}")
 
-    models = {name: build_model(model, PEMS04, {"variant": variant}).to(device) for name, (model, variant) in COMPARED.items()}
+    models = {
+        name: build_model(model, PEMS04, {"variant": variant}).to(device) for name, (model, variant) in COMPARED.items()
+    }
     history, target = random_batch(args.batch, PEMS04, device)
     train_steps = {
         name: train_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), history, target)

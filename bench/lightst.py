@@ -8,7 +8,10 @@ N = 170, 307, 358, 883 are PEMS08, PEMS04, PEMS03 and PEMS07, on their real road
 shared/data/graphs is present (else on a synthetic corridor graph of the same size). Both
 models are the defaults: teacher d=64 with 2 GCN + 2 TCN layers, student with 3 MLP blocks.
 
-    python bench/lightst.py [--device cpu] [--passes 20]
+    python bench/lightst.py [--device cpu] [--passes 20] [--threads T]
+
+(--threads sets torch's intra-op threads for this run; by default torch's own choice is kept.
+On a machine shared with other jobs, 1 thread avoids OpenMP oversubscription stalls.)
 
 The last line is the batch-64 speedup at N = 883.
 """
@@ -83,9 +86,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--passes", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.passes < 20:
         parser.error("--passes: the protocol asks for at least 20 timed passes")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"LightST inference, device {device}, {torch.get_num_threads()} threads, batch {BATCH}, median of {args.passes} passes")
     header = (

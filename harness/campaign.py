@@ -248,15 +248,14 @@ def _tuners(campaign: Campaign, context: TrialContext, datasets: dict[str, Prepa
             yield label, tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
             continue
         if campaign.kind == "ablation":
-            tune_config = tune.TuneConfig(max_concurrent_trials=campaign.max_concurrent)
+            tune_config = tune.TuneConfig(max_concurrent_trials=campaign.max_concurrent, reuse_actors=True)
             param_space = {"cell": tune.grid_search(ablation_cells(campaign))}
         else:
-            tune_config, param_space = _sweep_tune_config(campaign, label, context), {}
+            tune_config, param_space = _sweep_tune_config(campaign, label), {}
         yield label, tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config(label))
 
 
-def _sweep_tune_config(campaign: Campaign, dataset: str, context: TrialContext):
-    import optuna
+def _sweep_tune_config(campaign: Campaign, dataset: str):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -265,15 +264,14 @@ def _sweep_tune_config(campaign: Campaign, dataset: str, context: TrialContext):
 
     metrics = [o.metric for o in campaign.objectives]
     modes = [o.mode for o in campaign.objectives]
-    journal = Path(context.campaign_dir) / "optuna_journal.log"
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    # The live study stays in memory: it is saved with Tune's searcher state, so --resume finds
+    # it consistent with the trials Tune knows. The journal file is written from the records.
     searcher = OptunaSearch(
         space=DefineByRun(campaign.space, {"dataset": dataset}),
         metric=metrics[0] if len(metrics) == 1 else metrics,
         mode=modes[0] if len(modes) == 1 else modes,
         sampler=make_sampler(campaign),
         study_name=f"{campaign.name}/{dataset}",
-        storage=storage,
     )
     scheduler = None
     if campaign.scheduler.type == "asha":
@@ -285,14 +283,20 @@ def _sweep_tune_config(campaign: Campaign, dataset: str, context: TrialContext):
             grace_period=campaign.scheduler.grace_period,
             reduction_factor=campaign.scheduler.reduction_factor,
         )
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=campaign.num_samples, max_concurrent_trials=campaign.max_concurrent)
+    return tune.TuneConfig(
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=campaign.num_samples,
+        max_concurrent_trials=campaign.max_concurrent,
+        reuse_actors=True,  # no new process (and torch import) per trial
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Records.
 
 IDENTITY_COLUMNS = ["trial_id", "campaign", "model", "dataset", "variant", "variant_display", "seed"]
-OUTCOME_COLUMNS = ["status", "error", "cached", "teacher", "epochs", "best_epoch"]
+OUTCOME_COLUMNS = ["status", "error", "cached", "teacher", "node", "epochs", "best_epoch"]
 METRIC_COLUMNS = ["val_mae", "val_rmse", "val_mape", "test_mae", "test_rmse", "test_mape"] + [
     f"test_{m}_h{h}" for h in (3, 6, 12) for m in ("mae", "rmse", "mape")
 ]
@@ -326,7 +330,7 @@ def trial_row(campaign: Campaign, context: TrialContext, result: Any) -> dict[st
     else:
         row.update(status="pruned", error="stopped early by the scheduler")
     finished = metrics.get("final") and row["status"] == "ok"
-    row.update(cached=bool(metrics.get("cached", False)), teacher=metrics.get("teacher", ""))
+    row.update(cached=bool(metrics.get("cached", False)), teacher=metrics.get("teacher", ""), node=metrics.get("node", ""))
     row["epochs"] = metrics.get("epochs") if metrics.get("final") else metrics.get("epoch")
     row["best_epoch"] = metrics.get("best_epoch")
     for column in METRIC_COLUMNS + COST_COLUMNS:
@@ -370,6 +374,22 @@ def best_config(campaign: Campaign, rows: list[dict[str, Any]]) -> dict[str, Any
     first = next(iter(per_dataset.values()))
     config = {k: v for k, v in first["config"].items() if k != "seed"}
     return {"model": campaign.model, "objective": {"metric": objective.metric, "mode": objective.mode}, "config": config, "per_dataset": per_dataset}
+
+
+def write_journal(campaign: Campaign, rows: list[dict[str, Any]], path: Path) -> None:
+    """The sweep's studies (one per dataset) as an Optuna journal: `optuna-dashboard PATH`."""
+    import optuna
+
+    from harness.space import study_from_records
+
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp)))
+    objectives = [(o.metric, o.mode) for o in campaign.objectives]
+    for dataset in campaign.datasets:
+        records = [{**r, **{p.name: _plain(r[f"config.{p.name}"]) for p in campaign.space}} for r in rows if r["dataset"] == dataset]
+        study_from_records(campaign.space, objectives, records, storage=storage, study_name=f"{campaign.name}/{dataset}")
+    tmp.replace(path)
 
 
 def _plain(value: Any) -> Any:
@@ -452,6 +472,7 @@ def run_campaign(campaign: Campaign, options: RunOptions, log: Callable[[str], N
         best = best_config(campaign, rows)
         if best is not None:
             atomic_write_text(campaign_dir / "best.yaml", yaml.safe_dump(best, sort_keys=False))
+        write_journal(campaign, rows, campaign_dir / "optuna_journal.log")
     manifest["finished"] = now()
     write_json(manifest_path, manifest)
     return summarise(campaign, campaign_dir, rows, options, log)

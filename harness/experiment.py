@@ -101,10 +101,28 @@ def inference_ms(model: ForecastModel, data: PreparedData, batch_size: int, devi
     return 1000.0 * float(np.median(times[1:]))
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory measurement (a process may run several trials in turn)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:  # Linux: writing 5 resets the process's peak resident set (VmHWM)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: CUDA allocator peak on a GPU, else the process's peak resident set."""
+    """Peak memory since reset_peak_memory: the CUDA allocator's peak on a GPU, else the
+    process's peak resident set (VmHWM on Linux, ru_maxrss elsewhere)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -130,8 +148,7 @@ def run_planned(
     started = time.perf_counter()
     seed_everything(plan.train_config.seed)  # before building: initial weights depend on it
     device = resolve_device(plan.train_config.device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     teacher, teacher_status = None, "none"
     needed = teacher_plan(plan)
     if needed is not None:

@@ -35,8 +35,7 @@ def suggest(trial: optuna.Trial, params: tuple[ParamSpec, ...]) -> dict[str, Any
     values: dict[str, Any] = {}
     for p in params:
         if p.type == "categorical":
-            choice = trial.suggest_categorical(p.name, [list(c) if isinstance(c, tuple) else c for c in p.choices])
-            values[p.name] = choice
+            values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
             continue
         low = values[p.low] if isinstance(p.low, str) else p.low
         high = values[p.high] if isinstance(p.high, str) else p.high
@@ -63,6 +62,56 @@ def grid_values(params: tuple[ParamSpec, ...]) -> dict[str, list[Any]]:
 def grid_size(params: tuple[ParamSpec, ...]) -> int:
     """Number of points of the full grid."""
     return int(np.prod([len(v) for v in grid_values(params).values()]))
+
+
+def trial_distributions(params: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The distribution each parameter was drawn from in one trial (bounds resolved by its values)."""
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for p in params:
+        if p.type == "categorical":
+            out[p.name] = optuna.distributions.CategoricalDistribution(list(p.choices))
+            continue
+        low = values[p.low] if isinstance(p.low, str) else p.low
+        high = values[p.high] if isinstance(p.high, str) else p.high
+        if p.type == "int":
+            out[p.name] = optuna.distributions.IntDistribution(int(low), int(high), log=p.log, step=int(p.step or 1))
+        else:
+            out[p.name] = optuna.distributions.FloatDistribution(float(low), float(high), log=p.log, step=p.step)
+    return out
+
+
+def study_from_records(
+    params: tuple[ParamSpec, ...],
+    objectives: list[tuple[str, str]],
+    trials: list[dict[str, Any]],
+    storage: optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+) -> optuna.Study:
+    """An Optuna study rebuilt from trial records (finished trials COMPLETE, pruned PRUNED,
+    others FAIL), for importance analysis and for the journal that optuna-dashboard opens.
+
+    `trials` items hold each parameter's value under its name plus the objective metrics;
+    `objectives` is [(metric, "min"|"max"), ...].
+    """
+    directions = ["minimize" if mode == "min" else "maximize" for _, mode in objectives]
+    study = optuna.create_study(storage=storage, study_name=study_name, directions=directions, load_if_exists=False)
+    for record in trials:
+        values = {p.name: record[p.name] for p in params}
+        scores = [record.get(metric) for metric, _ in objectives]
+        finished = record.get("status") == "ok" and all(v is not None and np.isfinite(v) for v in scores)
+        state = optuna.trial.TrialState.COMPLETE if finished else (
+            optuna.trial.TrialState.PRUNED if record.get("status") == "pruned" else optuna.trial.TrialState.FAIL
+        )
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=values,
+                distributions=trial_distributions(params, values),
+                values=[float(v) for v in scores] if finished else None,
+                state=state,
+                user_attrs={"trial_id": record.get("trial_id", ""), "status": record.get("status", "")},
+            )
+        )
+    return study
 
 
 def make_sampler(campaign: Campaign) -> optuna.samplers.BaseSampler:

@@ -249,7 +249,11 @@ def _param(check: _Checker, name: str, raw: Any, earlier: dict[str, ParamSpec]) 
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
             raise check.fail(f"{where}.choices", "must be a non-empty list")
-        return ParamSpec(name, kind, choices=tuple(tuple(c) if isinstance(c, list) else c for c in choices))
+        if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+            raise check.fail(f"{where}.choices", "must be numbers, strings, booleans or null (search a list-valued setting through one that derives it, e.g. num_experts for patch_sizes)")
+        if len(set(map(repr, choices))) != len(choices):
+            raise check.fail(f"{where}.choices", "lists a value twice")
+        return ParamSpec(name, kind, choices=tuple(choices))
     check.keys(spec, ("type", "low", "high", "log", "step"), where)
     integer = kind == "int"
     bounds = {}
@@ -395,7 +399,7 @@ def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
 def _probes(param: ParamSpec, space: dict[str, ParamSpec]) -> list[dict[str, Any]]:
     """Settings that put `param` at its extremes (with the parameters its bounds name)."""
     if param.type == "categorical":
-        return [{param.name: list(c) if isinstance(c, tuple) else c} for c in param.choices]
+        return [{param.name: c} for c in param.choices]
     cast = int if param.type == "int" else float
     references = {b for b in (param.low, param.high) if isinstance(b, str)}
     contexts = [{}] + [{r: v} for r in references for v in _bound_range(r, space)]

@@ -214,12 +214,17 @@ def _load(folder: Path, teacher_name: str, teacher_overrides: Mapping[str, Any],
 
 
 def _save_atomically(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """torch.save to a temp file beside `path`, then rename it: `path` only ever appears whole."""
     temp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
-        torch.save(dict(state), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(dict(state), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _train(

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import ray
 from ray import tune
 
 from harness.data import PreparedData
@@ -146,8 +147,9 @@ def _reuse_cached(entry_dir: Path, campaign_dir: Path, trial_id: str) -> dict[st
             target = campaign_dir / "artifacts" / trial_id / "routing.npz"
         else:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if not target.exists():  # a resumed trial may already have its own copy
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     return {**{k: (math.nan if v is None else v) for k, v in final.items()}, "cached": True}
 
 
@@ -169,7 +171,14 @@ def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str,
     campaign_dir = Path(context.campaign_dir)
     key = identity_key(plan.entry.name, plan.settings(), data, context.code_version)
     entry_dir = Path(context.storage_root) / "cache" / key
-    identity = {"dataset": dataset, "variant": plan.variant, "variant_display": display, "seed": plan.train_config.seed, "identity": key}
+    identity = {
+        "dataset": dataset,
+        "variant": plan.variant,
+        "variant_display": display,
+        "seed": plan.train_config.seed,
+        "identity": key,
+        "node": ray.get_runtime_context().get_node_id()[:12],
+    }
 
     if context.use_cache and (entry_dir / "record.json").is_file():
         tune.report({**_reuse_cached(entry_dir, campaign_dir, trial_id), **identity, "final": True})

@@ -232,7 +232,7 @@ def test_sparse_or_odd_folders_give_a_report_that_says_what_it_skipped(tmp_path:
         "only failed": "ablation table: no trial finished",
         "no curves": "no curves.csv",
         "no space": "the manifest has no search space",
-        "bad routing": "routing.npz lacks array(s) target, patch_sizes",
+        "bad routing": "routing.npz lacks array(s) target",
     }[case]
     assert expected_reason in index
     if case == "only failed":

@@ -24,18 +24,23 @@ OUTLIER_QUANTILE = 0.95  # views of many trials stop at this quantile when a few
 
 
 def ablation_figure(ctx: ReportContext) -> list[Entry]:
-    """Dot plot: a panel per (measure, dataset), a row per variant, mean ± std, the reference dashed."""
+    """Dot plot: a panel per (measure, dataset), a row per variant, mean ± std, the reference dashed.
+
+    Measures are rows of panels and datasets columns; with one dataset the measures sit side by side.
+    """
     campaign = ctx.campaign
     if campaign.ok.empty:
         raise Skipped("no trial finished")
     variants, datasets = campaign.variants(), campaign.datasets()
     cells = ablation_cells(campaign.ok, variants, datasets, ctx.columns, ctx.reference)
-    height = max(PANEL_SIZE[1], 0.28 * len(variants) + 0.9)
-    figure, axes = panel_grid(len(ctx.columns), len(datasets), extra_height=(height - PANEL_SIZE[1]) * len(ctx.columns), sharey=True)
+    side_by_side = len(datasets) == 1
+    nrows, ncols = (1, len(ctx.columns)) if side_by_side else (len(ctx.columns), len(datasets))
+    height = max(PANEL_SIZE[1], 0.4 * len(variants) + 0.9)
+    figure, axes = panel_grid(nrows, ncols, extra_height=(height - PANEL_SIZE[1]) * nrows, sharey=True)
     positions = np.arange(len(variants))[::-1]  # the first variant on top
     for row, (measure, column) in enumerate(ctx.columns.items()):
         for col, dataset in enumerate(datasets):
-            ax = axes[row, col]
+            ax = axes[0, row] if side_by_side else axes[row, col]
             shown = cells[(cells["dataset"] == dataset) & (cells["measure"] == measure)].set_index("variant").reindex(variants)
             errors = shown["std"].fillna(0.0).to_numpy()
             colors = [COLORS[1] if v == ctx.reference else COLORS[0] for v in variants]
@@ -45,11 +50,12 @@ def ablation_figure(ctx: ReportContext) -> list[Entry]:
                 ax.axvline(shown.loc[ctx.reference, "mean"], color=COLORS[1], linestyle="--", linewidth=0.9, zorder=1)
             ax.set_xlabel(column_label(column, value_unit(dataset)))
             ax.grid(axis="y", visible=False)
-            if row == 0:
+            if row == 0 or side_by_side:
                 ax.set_title(dataset)
-    axes[0, 0].set_yticks(positions, variants)
-    for ax in axes[:, 0]:
-        ax.set_ylim(-0.6, len(variants) - 0.4)
+    finished = cells.groupby("variant")["n"].sum()
+    labels = [v if finished.get(v, 0) else f"{v}\n(none finished)" for v in variants]
+    axes[0, 0].set_yticks(positions, labels)  # the panels share y
+    axes[0, 0].set_ylim(-0.6, len(variants) - 0.4)
     handles = [
         Line2D([], [], linestyle="none", marker="o", color=COLORS[0], label="variant: mean ± std over seeds"),
         Line2D([], [], linestyle="--", marker="o", color=COLORS[1], label=f"reference ({ctx.reference})"),
@@ -136,7 +142,7 @@ def curves_figure(ctx: ReportContext) -> list[Entry]:
     """Validation MAE per epoch: the mean per variant (ablations) or every trial with the best marked (sweeps)."""
     campaign = ctx.campaign
     if campaign.curves is None:
-        raise Skipped("no usable curves.csv")
+        raise Skipped("no curves.csv" if not (campaign.path / "curves.csv").is_file() else "curves.csv is unusable (see below)")
     finished = campaign.ok[["trial_id", "dataset", "variant_display"]]
     curves = campaign.curves.merge(finished, on="trial_id").dropna(subset=["epoch", "val_mae"])
     if curves.empty:

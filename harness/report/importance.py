@@ -28,11 +28,12 @@ from harness.report.style import COLORS, MAX_PANELS_PER_ROW, PANEL_SIZE, bottom_
 MIN_TRIALS = 3
 
 
-def importance_evaluator() -> tuple[BaseImportanceEvaluator, str]:
-    """fANOVA when scikit-learn is importable, else PED-ANOVA; with the name to report."""
+def importance_evaluator() -> tuple[BaseImportanceEvaluator, str, str]:
+    """fANOVA when scikit-learn is importable, else PED-ANOVA; with its short name and why it was used."""
     if importlib.util.find_spec("sklearn") is not None:
-        return FanovaImportanceEvaluator(seed=0), "fANOVA (optuna.importance.FanovaImportanceEvaluator)"
-    return PedAnovaImportanceEvaluator(), "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator; fANOVA needs scikit-learn, not installed)"
+        return FanovaImportanceEvaluator(seed=0), "fANOVA", "optuna.importance.FanovaImportanceEvaluator"
+    return (PedAnovaImportanceEvaluator(), "PED-ANOVA",
+            "optuna.importance.PedAnovaImportanceEvaluator; fANOVA needs scikit-learn, which is not installed")
 
 
 def distribution(param: Hyperparameter, values: pd.Series) -> BaseDistribution | None:
@@ -69,7 +70,7 @@ def rebuild_study(trials: pd.DataFrame, params: list[Hyperparameter], objective:
         optuna.logging.set_verbosity(verbosity)
     study.add_trials([
         optuna.trial.create_trial(
-            params={name: _internal_value(param, dist, record[param.column]) for name, (param, dist) in distributions.items()},
+            params={name: _internal_value(dist, record[param.column]) for name, (param, dist) in distributions.items()},
             distributions={name: dist for name, (_, dist) in distributions.items()},
             value=float(record[objective.metric]),
         )
@@ -78,7 +79,8 @@ def rebuild_study(trials: pd.DataFrame, params: list[Hyperparameter], objective:
     return study
 
 
-def _internal_value(param: Hyperparameter, dist: BaseDistribution, value: object) -> object:
+def _internal_value(dist: BaseDistribution, value: object) -> object:
+    """A record's value in the type its distribution expects (categorical choices are canonical text)."""
     if isinstance(dist, CategoricalDistribution):
         return canonical(value)
     return int(round(float(value))) if isinstance(dist, IntDistribution) else float(value)
@@ -91,7 +93,7 @@ def importance_figure(ctx: ReportContext) -> list[Entry]:
     if not params:
         raise Skipped("no searched hyperparameter appears in trials.csv")
     objectives = [o for o in campaign.objectives() if o.metric in campaign.ok]
-    evaluator, evaluator_name = importance_evaluator()
+    evaluator, evaluator_name, evaluator_source = importance_evaluator()
     rows = []
     for dataset in campaign.datasets():
         trials = campaign.ok[campaign.ok["dataset"] == dataset]
@@ -101,9 +103,10 @@ def importance_figure(ctx: ReportContext) -> list[Entry]:
         raise Skipped(f"no dataset has {MIN_TRIALS} finished trials with a hyperparameter that varies")
     table = pd.DataFrame(rows)
     atomic_write_text(ctx.out / "importance.csv", table.to_csv(index=False))
-    names = save_figure(_bar_chart(table, evaluator_name.split(" (")[0]), ctx.out, "importance")
+    names = save_figure(_bar_chart(table, evaluator_name), ctx.out, "importance")
     return [Entry("figures", "Hyperparameter importance", (*names, "importance.csv"),
-                  f"share of the objective's variation due to each hyperparameter, per dataset; evaluator: {evaluator_name}")]
+                  f"relative importance of each hyperparameter for each objective (sums to 1), per dataset, over the "
+                  f"finished trials; evaluator: {evaluator_name} ({evaluator_source})")]
 
 
 def _importances(ctx: ReportContext, trials: pd.DataFrame, params: list[Hyperparameter], objective: Objective,
@@ -146,6 +149,5 @@ def _bar_chart(table: pd.DataFrame, evaluator_name: str) -> Figure:
         ax.set_xlabel(f"importance ({evaluator_name}, sums to 1)")
         ax.grid(axis="y", visible=False)
     hide_unused(axes, len(datasets))
-    if len(objectives) > 1:
-        bottom_legend(figure, *axes.flat[0].get_legend_handles_labels())
+    bottom_legend(figure, *axes.flat[0].get_legend_handles_labels())
     return figure

@@ -31,7 +31,7 @@ def write_index(ctx: ReportContext, entries: Sequence[Entry], not_produced: Sequ
             lines += [f"### {entry.title}", "", f"{entry.caption}. {links}", "", f"![{entry.title}]({entry.files[0]})", ""]
     missing = [*not_produced, *ctx.campaign.notes, *ctx.notes]
     if missing:
-        lines += ["## Not produced", ""] + [f"- {text}" for text in missing] + [""]
+        lines += ["## Left out, and why", ""] + [f"- {text}" for text in missing] + [""]
     lines += _provenance(ctx.campaign.manifest)
     atomic_write_text(ctx.out / INDEX_NAME, "\n".join(lines).rstrip() + "\n")
 

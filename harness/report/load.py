@@ -141,7 +141,7 @@ class Campaign:
         raw = self.spec.get("objective")
         entries = raw if isinstance(raw, list) else [raw]
         objectives = [
-            Objective(str(e["metric"]), "max" if e.get("mode") == "max" else "min")
+            Objective(str(e["metric"]), "max" if str(e.get("mode", "")).startswith("max") else "min")
             for e in entries
             if isinstance(e, dict) and e.get("metric")
         ]
@@ -161,9 +161,9 @@ class Campaign:
         """Datasets in the spec's order, then any others the trials name, in record order."""
         spec_names = [d.get("name") if isinstance(d, dict) else d for d in self.spec.get("datasets") or []]
         seen = list(dict.fromkeys(self.trials["dataset"].dropna()))
-        by_key = {str(name).lower(): name for name in seen}
-        ordered = [by_key[str(n).lower()] for n in spec_names if n is not None and str(n).lower() in by_key]
-        return ordered + [name for name in seen if name not in ordered]
+        by_key = {_name_key(name): name for name in seen}
+        ordered = [by_key[_name_key(n)] for n in spec_names if n is not None and _name_key(n) in by_key]
+        return list(dict.fromkeys(ordered + seen))
 
     def variants(self) -> list[str]:
         """Variant display names in the spec's order, then any others the trials name."""
@@ -176,6 +176,11 @@ class Campaign:
         """artifacts/<trial_id>/routing.npz when that trial saved one."""
         path = self.path / "artifacts" / str(trial_id) / "routing.npz"
         return path if path.is_file() else None
+
+
+def _name_key(name: object) -> str:
+    """How dataset names compare: 'metr-la', 'METR_LA' and 'MetrLA' are one dataset."""
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
 
 def load_campaign(path: Path) -> Campaign:
@@ -233,9 +238,8 @@ def _read_trials(path: Path, notes: list[str]) -> pd.DataFrame:
 
 
 def _read_curves(path: Path, notes: list[str]) -> pd.DataFrame | None:
-    """curves.csv, or None (with a note) when it is missing, empty or lacks its key columns."""
+    """curves.csv; None when it is missing, or (with a note) empty or lacking its key columns."""
     if not path.is_file():
-        notes.append("no curves.csv")
         return None
     curves = _read_csv(path, notes)
     if curves is None:

@@ -8,6 +8,7 @@ target (S,), patch_sizes (M,). No data and no model are needed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,33 +21,55 @@ from harness.report.style import COLORS, PANEL_SIZE, save_figure
 
 STEPS_PER_DAY = 288  # 5-minute readings, when tod is a step index rather than a fraction of the day
 HOURS_PER_DAY = 24
-
-
-ROUTING_ARRAYS = ("gate_probs", "tod", "target", "patch_sizes")
+REQUIRED_ARRAYS = ("gate_probs", "tod", "target")
 
 
 class RoutingArtifactError(Exception):
     """A routing.npz that lacks an array or whose arrays do not fit together."""
 
 
-def load_routing(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a routing.npz, checked: gate_probs (S, M), tod (S,), target (S,), patch_sizes (M,)."""
+@dataclass(frozen=True)
+class RoutingDay:
+    """One day of test windows in time-of-day order: hours (S,), target (S,), probs (M, S)."""
+
+    hours: np.ndarray
+    target: np.ndarray
+    probs: np.ndarray
+    expert_labels: tuple[str, ...]
+    problem: str  # what was odd but not fatal (e.g. unusable patch_sizes); empty when nothing
+
+
+def load_routing(path: Path) -> RoutingDay:
+    """Read and check a routing.npz: gate_probs (S, M), tod (S,), target (S,), patch_sizes (M,).
+
+    patch_sizes only labels the experts: when it is missing or does not match M, the experts
+    are labelled by number and `problem` says why.
+    """
     try:
         with np.load(path, allow_pickle=False) as archive:
-            missing = [name for name in ROUTING_ARRAYS if name not in archive.files]
+            missing = [name for name in REQUIRED_ARRAYS if name not in archive.files]
             if missing:
                 raise RoutingArtifactError(f"{path.name} lacks array(s) {', '.join(missing)}")
-            arrays = {name: np.asarray(archive[name]) for name in ROUTING_ARRAYS}
+            arrays = {name: np.asarray(archive[name]) for name in archive.files}
     except (OSError, ValueError) as error:
         raise RoutingArtifactError(f"{path.name} could not be read ({error})") from None
     probs = arrays["gate_probs"]
-    if probs.ndim != 2 or probs.shape[0] == 0:
-        raise RoutingArtifactError(f"gate_probs has shape {probs.shape}, expected (S, M) with S > 0")
+    if probs.ndim != 2 or 0 in probs.shape:
+        raise RoutingArtifactError(f"gate_probs has shape {probs.shape}, expected (S, M) with S, M > 0")
     samples, experts = probs.shape
-    for name, expected in (("tod", samples), ("target", samples), ("patch_sizes", experts)):
-        if arrays[name].shape != (expected,):
-            raise RoutingArtifactError(f"{name} has shape {arrays[name].shape}, expected ({expected},)")
-    return arrays
+    for name in ("tod", "target"):
+        if arrays[name].shape != (samples,):
+            raise RoutingArtifactError(f"{name} has shape {arrays[name].shape}, expected ({samples},)")
+    patch_sizes = arrays.get("patch_sizes")
+    if patch_sizes is not None and patch_sizes.shape == (experts,):
+        labels, problem = tuple(f"P = {p:g}" for p in patch_sizes), ""
+    else:
+        shape = "missing" if patch_sizes is None else f"of shape {patch_sizes.shape}"
+        labels = tuple(f"expert {k + 1}" for k in range(experts))
+        problem = f"patch_sizes is {shape}, expected ({experts},): experts are labelled by number"
+    hours = hours_of_day(arrays["tod"])
+    order = np.argsort(hours, kind="stable")
+    return RoutingDay(hours[order], arrays["target"][order].astype(float), probs[order].T, labels, problem)
 
 
 def hours_of_day(tod: np.ndarray) -> np.ndarray:
@@ -59,7 +82,7 @@ def routing_figures(ctx: ReportContext) -> list[Entry]:
     """One case-study figure per dataset whose best finished trial saved a routing.npz."""
     campaign = ctx.campaign
     if not (campaign.path / "artifacts").is_dir():
-        raise Skipped(f"no artifacts/ folder (only HEPHAESTUS trials save routing.npz; model: {campaign.model})")
+        raise Skipped("no artifacts/ folder: no trial saved a routing.npz (HEPHAESTUS trials do)")
     entries = []
     for dataset in campaign.datasets():
         chosen = _best_with_artifact(ctx, dataset)
@@ -68,12 +91,14 @@ def routing_figures(ctx: ReportContext) -> list[Entry]:
             continue
         trial, path = chosen
         try:
-            arrays = load_routing(path)
+            day = load_routing(path)
         except RoutingArtifactError as error:
             ctx.note(f"routing case study on {dataset}: {error}")
             continue
+        if day.problem:
+            ctx.note(f"routing case study on {dataset}: {day.problem}")
         stem = f"routing_{_file_safe(dataset)}"
-        names = save_figure(_case_study(arrays, dataset, trial), ctx.out, stem)
+        names = save_figure(_case_study(day, dataset, trial), ctx.out, stem)
         entries.append(Entry("figures", f"Routing case study: {dataset}", names,
                              f"target series and router expert probabilities over one day of test windows, "
                              f"trial {trial['trial_id']} ({trial['variant_display']})"))
@@ -94,22 +119,21 @@ def _best_with_artifact(ctx: ReportContext, dataset: str) -> tuple[pd.Series, Pa
     return None
 
 
-def _case_study(arrays: dict[str, np.ndarray], dataset: str, trial: pd.Series) -> Figure:
+def _case_study(day: RoutingDay, dataset: str, trial: pd.Series) -> Figure:
     """The target above the router's probabilities, both against the time of day."""
-    order = np.argsort(hours_of_day(arrays["tod"]), kind="stable")
-    hours = hours_of_day(arrays["tod"])[order]
-    probs = arrays["gate_probs"][order].T  # experts x samples
     figure = Figure(figsize=(PANEL_SIZE[0] * 2.2, PANEL_SIZE[1] * 1.6), layout="constrained")
     line_ax, heat_ax = figure.subplots(2, 1, sharex=True, height_ratios=(1.0, 1.2))
-    line_ax.plot(hours, arrays["target"][order], color=COLORS[0])
+    line_ax.plot(day.hours, day.target, color=COLORS[0])
     line_ax.set_ylabel(f"target ({value_unit(dataset)})")
     line_ax.set_title(f"{dataset}: trial {trial['trial_id']} ({trial['variant_display']})")
-    mesh = heat_ax.pcolormesh(hours, np.arange(probs.shape[0]), probs, shading="nearest", cmap="viridis",
-                                vmin=0.0, vmax=1.0, rasterized=True)
-    heat_ax.set_yticks(np.arange(probs.shape[0]), [f"P = {p:g}" for p in arrays["patch_sizes"]])
+    experts = np.arange(len(day.expert_labels))
+    # The colour scale spans the probabilities found (the colour bar says which), so that a router
+    # still close to uniform shows its preferences too.
+    mesh = heat_ax.pcolormesh(day.hours, experts, day.probs, shading="nearest", cmap="viridis", rasterized=True)
+    heat_ax.set_yticks(experts, day.expert_labels)
     heat_ax.invert_yaxis()
     heat_ax.grid(False)
-    heat_ax.set_ylabel("expert (patch size)")
+    heat_ax.set_ylabel("expert" if day.problem else "expert (patch size)")
     heat_ax.set_xlabel("time of day (h)")
     heat_ax.set_xlim(0, HOURS_PER_DAY)
     heat_ax.set_xticks(np.arange(0, HOURS_PER_DAY + 1, 3))

@@ -80,6 +80,9 @@ def _groups(params: list[Hyperparameter], trials: pd.DataFrame) -> list[list[Hyp
 
 def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_column: str) -> None:
     """One panel: the metric of each trial against the hyperparameter's value."""
+    if trials[param.column].isna().all():
+        ax.text(0.5, 0.5, "no finished trial\nrecorded this setting", transform=ax.transAxes, ha="center", va="center")
+        return
     if param.kind == "categorical":
         _plot_categorical(ax, trials, param, y_column)
         return
@@ -92,9 +95,7 @@ def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_col
         values = np.unique(x)
         spacing = np.diff(values).min() if len(values) > 1 and not param.log else 0.0
         ax.scatter(x + _jitter(len(x)) * spacing, y, **POINT_STYLE)
-        means = np.array([y[x == v].mean() for v in values])
-        stds = np.array([y[x == v].std(ddof=1) if (x == v).sum() > 1 else 0.0 for v in values])
-        ax.errorbar(values, means, yerr=stds, **MEAN_STYLE)
+        ax.errorbar(values, *_means_and_stds(x, y, values), **MEAN_STYLE)
         ax.set_xticks(values, [f"{v:g}" for v in values])
         return
     ax.scatter(x, y, **POINT_STYLE)
@@ -114,13 +115,19 @@ def _plot_categorical(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_c
     x = labels[keep].map(position).to_numpy(dtype=float)
     y = trials.loc[keep, y_column].to_numpy(dtype=float)
     ax.scatter(x + _jitter(len(x)), y, **POINT_STYLE)
-    means = np.array([y[x == i].mean() for i in range(len(order))])
-    stds = np.array([y[x == i].std(ddof=1) if (x == i).sum() > 1 else 0.0 for i in range(len(order))])
-    ax.errorbar(np.arange(len(order)), means, yerr=stds, linestyle="-" if param.ordered_choices else "none", **MEAN_STYLE)
+    positions = np.arange(len(order), dtype=float)
+    ax.errorbar(positions, *_means_and_stds(x, y, positions), linestyle="-" if param.ordered_choices else "none", **MEAN_STYLE)
     long_labels = sum(len(label) for label in order) > 24
     ax.set_xticks(np.arange(len(order)), [shorten(label) for label in order],
                   rotation=30 if long_labels else 0, ha="right" if long_labels else "center")
     ax.set_xlim(-0.5, len(order) - 0.5)
+
+
+def _means_and_stds(x: np.ndarray, y: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample std of y at each of `values` of x (std 0 where only one trial has the value)."""
+    means = np.array([y[x == v].mean() for v in values])
+    stds = np.array([y[x == v].std(ddof=1) if (x == v).sum() > 1 else 0.0 for v in values])
+    return means, stds
 
 
 def _jitter(count: int) -> np.ndarray:

@@ -107,7 +107,7 @@ def infer_space(trials: pd.DataFrame) -> list[Hyperparameter]:
         if values.nunique() < 2:
             continue
         numbers = pd.to_numeric(values, errors="coerce")
-        if numbers.notna().all() and values.map(lambda v: not isinstance(v, bool)).all():
+        if numbers.notna().all() and not pd.api.types.is_bool_dtype(values):
             low, high = float(numbers.min()), float(numbers.max())
             whole = bool(np.all(np.mod(numbers, 1) == 0))
             log = not whole and low > 0 and high / low >= LOG_RANGE_RATIO

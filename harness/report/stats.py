@@ -54,10 +54,10 @@ def paired_t_test(variant: pd.Series, reference: pd.Series) -> PairedTest:
     common = variant.index.intersection(reference.index)
     n_pairs = len(common)
     if n_pairs < 2:
-        return PairedTest(n_pairs, math.nan, f"{n_pairs} seed(s) shared with the reference: no test")
+        return PairedTest(n_pairs, math.nan, "fewer than two seeds are shared with the reference")
     differences = (variant[common] - reference[common]).to_numpy()
     if np.ptp(differences) == 0:
-        return PairedTest(n_pairs, math.nan, "the difference is the same on every seed: t undefined")
+        return PairedTest(n_pairs, math.nan, "the difference is the same on every seed (t is undefined)")
     return PairedTest(n_pairs, float(stats.ttest_rel(variant[common], reference[common]).pvalue), "")
 
 
@@ -85,7 +85,7 @@ def ablation_cells(
             for variant, seeds in values.items():
                 mean = float(seeds.mean()) if len(seeds) else math.nan
                 if variant == reference or reference_values is None:
-                    test = PairedTest(0, math.nan, "reference" if variant == reference else "no reference")
+                    test = PairedTest(0, math.nan, "it is the reference" if variant == reference else "there is no reference variant")
                 else:
                     test = paired_t_test(seeds, reference_values)
                 rows.append({

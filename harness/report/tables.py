@@ -60,7 +60,7 @@ def _ablation_notes(ctx: ReportContext, cells: pd.DataFrame) -> list[str]:
     reference = ctx.reference
     notes = [
         "Mean ± sample std over seeds of the finished trials; in parentheses the change of the mean "
-        f"against the reference variant {reference}; bold: the lowest mean of each column."
+        f"against the reference variant {reference} (positive: a higher error); bold: the lowest mean of each column."
         if reference else "Mean ± sample std over seeds of the finished trials; bold: the lowest mean of each column. "
         "No reference variant: no change and no test.",
     ]
@@ -99,6 +99,7 @@ def _unfinished_notes(campaign: Campaign) -> list[str]:
 COST_COLUMNS = {
     "parameters": "#Params",
     "train_ms_per_iter": "Train (ms/iter)",
+    "epoch_s": "Epoch (s)",
     "infer_ms": "Inference (ms/batch)",
     "peak_mem_mb": "Peak memory (MB)",
 }
@@ -110,12 +111,14 @@ def efficiency_table(ctx: ReportContext) -> list[Entry]:
     groups = _efficiency_groups(ctx)
     if not groups:
         raise Skipped("no trial finished")
+    epoch_s = _mean_epoch_seconds(campaign)
     records = []
     for dataset, label, trials in groups:
         records.append({
             "dataset": dataset, "row": label, "n": len(trials),
             "parameters": trials["parameters"].mean(),
             "train_ms_per_iter": trials["train_s_per_iter"].mean() * 1000.0,
+            "epoch_s": trials["trial_id"].map(epoch_s).mean(),
             "infer_ms": trials["infer_ms"].mean(),
             "peak_mem_mb": trials["peak_mem_mb"].mean(),
             "is_teacher": bool(_is_teacher(trials).any()),
@@ -130,15 +133,17 @@ def efficiency_table(ctx: ReportContext) -> list[Entry]:
     rows = []
     for record in numbers.to_dict("records"):
         row = [record["dataset"], record["row"], str(record["n"]), _format_parameters(record["parameters"])]
-        row += [format_number(record[c], 1) for c in ("train_ms_per_iter", "infer_ms", "peak_mem_mb")]
+        row += [format_number(record[c], 1) for c in ("train_ms_per_iter", "epoch_s", "infer_ms")]
+        row.append(format_number(record["peak_mem_mb"], 0))
         if with_speedup:
             row.append("(teacher)" if record["is_teacher"] else
                        MISSING if pd.isna(record["speedup_vs_teacher"]) else f"{record['speedup_vs_teacher']:.1f}×")
         rows.append(row)
     devices = sorted(set(campaign.ok.get("config.device", pd.Series(dtype=object)).dropna().astype(str)))
     notes = [
-        "Mean over the n finished trials of each row. Train: seconds per optimiser step x 1000; inference: one forward "
-        "pass of a training-size batch (median of 5 passes); peak memory: CUDA allocator peak on a GPU, process peak "
+        "Mean over the n finished trials of each row. Train: seconds per optimiser step x 1000; epoch: mean epoch_s of "
+        "curves.csv; inference: one forward pass of a training-size batch (median of 5 passes); peak memory: CUDA "
+        "allocator peak on a GPU, process peak "
         f"RSS on a CPU (device: {', '.join(devices) or 'not recorded'}).",
     ]
     if with_speedup:
@@ -165,6 +170,14 @@ def _efficiency_groups(ctx: ReportContext) -> list[tuple[str, str, pd.DataFrame]
             if len(trials):
                 groups.append((dataset, variant, trials))
     return groups
+
+
+def _mean_epoch_seconds(campaign: Campaign) -> pd.Series:
+    """Each trial's mean seconds per epoch from curves.csv (empty when it has no epoch_s)."""
+    curves = campaign.curves
+    if curves is None or "epoch_s" not in curves:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(curves["epoch_s"], errors="coerce").groupby(curves["trial_id"]).mean()
 
 
 def _is_teacher(trials: pd.DataFrame) -> pd.Series:
@@ -206,7 +219,8 @@ def best_trials_table(ctx: ReportContext) -> list[Entry]:
 
 def pareto_table(ctx: ReportContext) -> list[Entry]:
     """The non-dominated trials of a multi-objective sweep, per dataset."""
-    frame = pareto_trials(ctx)
+    trials = pareto_trials(ctx)
+    frame = trials[trials["pareto"]]
     names = " vs ".join(o.metric for o in ctx.campaign.objectives())
     table, numbers = _trial_listing(ctx, frame, f"Pareto-optimal trials ({names})")
     files = write_table(ctx.out, "pareto", table, numbers, latex=False)
@@ -235,16 +249,14 @@ def pareto_trials(ctx: ReportContext) -> pd.DataFrame:
 
 def _trial_listing(ctx: ReportContext, frame: pd.DataFrame, title: str) -> tuple[Table, pd.DataFrame]:
     """A table of trials (dataset, id, objectives, test metrics, hyperparameters) and its numbers."""
-    if "pareto" in frame:
-        frame = frame[frame["pareto"]]
     objectives = [o.metric for o in ctx.campaign.objectives()]
-    metrics = list(dict.fromkeys(objectives + list(ctx.columns.values())))
+    metrics = [m for m in dict.fromkeys(objectives + list(ctx.columns.values())) if m in frame]
     params = [p for p in searched_space(ctx.campaign)[0] if p.column in frame]
     columns = ["Dataset", "Trial", *(column_label(m) for m in metrics), *(p.name for p in params)]
     rows = []
     for record in frame.to_dict("records"):
         rows.append([str(record["dataset"]), str(record["trial_id"])]
-                    + [format_number(pd.to_numeric(record.get(m), errors="coerce")) for m in metrics]
+                    + [format_number(record[m]) for m in metrics]
                     + [_format_setting(record[p.column]) for p in params])
     numbers = frame[["dataset", "trial_id", *metrics, *(p.column for p in params)]]
     return Table(title, columns, rows, stub=2), numbers

@@ -63,7 +63,8 @@ class HephaestusConfig:
         temporal_attn: "periodic" (PTA) or "vanilla"; spatial_attn: "heterogeneous" (HSA) or
             "vanilla"; hidden (C = D), layers (L), heads, ffn_ratio (FFN width / C), rank (r),
             d_tid / d_tiw (period embedding sizes), dropout.
-    Head and normalisation: head_hidden, revin_affine.
+    Head and normalisation: head_hidden; revin (RevIN on the value channel; False feeds the
+        z-scored values straight through), revin_affine.
     """
 
     variant: str = "full"
@@ -87,6 +88,7 @@ class HephaestusConfig:
     d_tiw: int = 32
     dropout: float = 0.1
     head_hidden: int = 256
+    revin: bool = True
     revin_affine: bool = False
 
     def validate(self) -> None:

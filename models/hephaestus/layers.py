@@ -174,7 +174,7 @@ class PostNormLayer(nn.Module):
         super().__init__()
         self.attention = attention
         self.norm_attention = nn.LayerNorm(hidden)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn_hidden), nn.ReLU(), nn.Linear(ffn_hidden, hidden))
+        self.ffn = nn.Sequential(nn.Linear(hidden, ffn_hidden), nn.ReLU(inplace=True), nn.Linear(ffn_hidden, hidden))
         self.norm_ffn = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
 
@@ -197,7 +197,9 @@ class STBlock(nn.Module):
         rank: int | None,
     ):
         super().__init__()
-        spatial = SpatialAttention(hidden, heads) if rank is None else HeterogeneousSpatialAttention(hidden, heads, rank)
+        spatial = (
+            SpatialAttention(hidden, heads) if rank is None else HeterogeneousSpatialAttention(hidden, heads, rank)
+        )
         self.temporal = PostNormLayer(TemporalAttention(hidden, heads, period_dim), hidden, ffn_hidden, dropout)
         self.spatial = PostNormLayer(spatial, hidden, ffn_hidden, dropout)
 

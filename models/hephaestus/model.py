@@ -1,8 +1,8 @@
 """HEPHAESTUS (shared/papers/hephaestus.txt, spec shared/specs/hephaestus.md), top to bottom:
 
-    RevIN -> Moving-Patch tokens of every scale -> router (AMS-MoE) -> the selected experts, each
-    L ST-Blocks (PTA then HSA), on only the samples routed to them -> gated sum -> MLP head
-    -> inverse RevIN.
+RevIN -> Moving-Patch tokens of every scale -> router (AMS-MoE) -> the selected experts, each
+L ST-Blocks (PTA then HSA), on only the samples routed to them -> gated sum -> MLP head
+-> inverse RevIN.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Hephaestus(ForecastModel):
         super().__init__()
         self.patch_sizes = tuple(config.patch_sizes)
         self.steps_per_day = meta.steps_per_day
-        self.revin = RevIN(config.revin_affine)
+        self.revin = RevIN(config.revin_affine) if config.revin else None
 
         # Global period matrices P_D, P_W, shared by all experts and blocks (PTA only).
         self.period_embedding = None
@@ -78,8 +78,7 @@ class Hephaestus(ForecastModel):
 
     def forward(self, history: torch.Tensor) -> ModelOutput:
         """history (B, H, N, 3) -> prediction (B, F, N, 1), balance loss, gate probabilities."""
-        values, stats = self.revin.normalise(history[..., 0])  # RevIN, (B, H, N)
-        series = values.transpose(1, 2)  # (B, N, H)
+        series, stats = self.normalise(history)  # RevIN
         tokens = [expert.embed(series) for expert in self.experts]  # Moving-Patch, Eq. 2-4
         routing = self.route(series, tokens)  # Eq. 5-7
         period = self.period_embedding(history) if self.period_embedding is not None else None  # P_e, Eq. 10
@@ -87,7 +86,9 @@ class Hephaestus(ForecastModel):
 
         batch, nodes = mixed.shape[:2]
         forecast = self.head(mixed.reshape(batch, nodes, -1)).transpose(1, 2)  # (B, F, N)
-        prediction = self.revin.denormalise(forecast, stats).unsqueeze(-1)
+        if self.revin is not None:
+            forecast = self.revin.denormalise(forecast, stats)  # inverse RevIN
+        prediction = forecast.unsqueeze(-1)
 
         extras = {"gate_probs": routing.probs, "gates": routing.gates}
         aux_loss = None
@@ -95,6 +96,14 @@ class Hephaestus(ForecastModel):
             aux_loss = self.aux_weight * routing.balance  # alpha * L_aux, Eq. 22
             extras["loss/balance"] = routing.balance.detach()
         return ModelOutput(prediction=prediction, aux_loss=aux_loss, extras=extras)
+
+    def normalise(self, history: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The value channel as node series (B, N, H), RevIN-normalised when enabled, and the
+        statistics that undo it."""
+        values, stats = history[..., 0], None  # (B, H, N)
+        if self.revin is not None:
+            values, stats = self.revin.normalise(values)
+        return values.transpose(1, 2), stats
 
     def route(self, series: torch.Tensor, tokens: list[torch.Tensor]) -> Routing:
         """Which experts run on which sample, and with what weight."""
@@ -116,8 +125,7 @@ class Hephaestus(ForecastModel):
 
     def gate_probabilities(self, history: torch.Tensor) -> torch.Tensor:
         """The router's probabilities R (B, M) for a history batch, without running the experts."""
-        values, _ = self.revin.normalise(history[..., 0])
-        series = values.transpose(1, 2)
+        series, _ = self.normalise(history)
         return self.route(series, [expert.embed(series) for expert in self.experts]).probs
 
 

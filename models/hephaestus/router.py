@@ -145,7 +145,9 @@ class Router(nn.Module):
         aux_type: str,
     ):
         super().__init__()
-        self.features = PatchMixFeatures(input_len, hidden, num_experts) if features == "eq5" else DecompositionFeatures()
+        self.features = (
+            PatchMixFeatures(input_len, hidden, num_experts) if features == "eq5" else DecompositionFeatures()
+        )
         self.node_pool = nn.Linear(num_nodes, 1)  # -> X_h, one summary per sample
         self.w_gate = nn.Linear(input_len, num_experts)  # W_r
         self.w_noise = nn.Linear(input_len, num_experts)  # W_noise
