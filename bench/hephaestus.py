@@ -2,12 +2,13 @@
 
 Prints the parameter count of every variant, then the train-step and inference-step time of the
 full model (sparse top-2 of 4 experts), Noisy-Routing Only (the same model run densely: all 4
-experts on every sample) and STID. Steps of the three models are interleaved and each figure is
-the median over the timed steps, so machine noise hits all of them alike. The last line is the
-full / dense train-step time ratio (sparse dispatch should make it about K / M = 0.5; target
-<= 0.6).
+experts on every sample) and STID, on random inputs with valid time channels. The models take
+turns step by step; times are medians over the timed steps and the full / dense ratios are
+medians of the ratios of steps timed back to back, so a load swing on a shared machine hits both
+sides. The last line is the full / dense train-step time ratio: sparse dispatch should make it
+about K / M = 0.5 (target <= 0.6).
 
-    python bench/hephaestus.py [--steps 5] [--warmup 2] [--batch 16] [--device cpu]
+    python bench/hephaestus.py [--steps 5] [--warmup 1] [--batch 16] [--device cpu] [--threads 2]
 """
 
 from __future__ import annotations
@@ -81,27 +82,35 @@ def inference_step(model: ForecastModel, history: torch.Tensor) -> Callable[[], 
     return step
 
 
-def median_times(
+def step_times(
     steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device
-) -> dict[str, float]:
-    """Median milliseconds per call of each step, calls interleaved round by round."""
+) -> dict[str, list[float]]:
+    """Milliseconds of each timed call of every step; the steps take turns round by round."""
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for round_index in range(warmup + repeats):
         for name, step in steps.items():
             seconds = timed(step, device)
             if round_index >= warmup:
                 samples[name].append(seconds * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of the ratio of two steps timed back to back (robust to load swings)."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model (after warm-up)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per model")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's default)")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     print(f"HEPHAESTUS parameters at PEMS04 size (N={PEMS04.num_nodes})")
@@ -117,17 +126,19 @@ def main() -> None:
         name: train_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), history, target)
         for name, model in models.items()
     }
-    train_ms = median_times(train_steps, args.warmup, args.steps, device)
+    train_ms = step_times(train_steps, args.warmup, args.steps, device)
     inference_steps = {name: inference_step(model, history) for name, model in models.items()}
-    inference_ms = median_times(inference_steps, args.warmup, args.steps, device)
+    inference_ms = step_times(inference_steps, args.warmup, args.steps, device)
 
-    print(f"\nStep times, batch {args.batch}, {device.type}, median of {args.steps} after {args.warmup} warm-up")
-    print(f"  {'model':<34} {'params':>9} {'train ms':>10} {'infer ms':>10}")
+    where = f"{device.type}, {torch.get_num_threads()} threads" if device.type == "cpu" else device.type
+    print(f"\nStep times, batch {args.batch}, {where}, median of {args.steps} after {args.warmup} warm-up")
+    print(f"  {'model':<38} {'params':>9} {'train ms':>10} {'infer ms':>10}")
     for name, (model_name, variant) in COMPARED.items():
         label = f"{name} ({model_name}/{variant})"
-        print(f"  {label:<34} {count_parameters(models[name]):>9,} {train_ms[name]:>10.1f} {inference_ms[name]:>10.1f}")
-    print(f"  inference ratio full/dense: {inference_ms['full'] / inference_ms['dense']:.2f}")
-    print(f"train-step time ratio full/dense: {train_ms['full'] / train_ms['dense']:.2f} (target <= 0.6)")
+        train, infer = statistics.median(train_ms[name]), statistics.median(inference_ms[name])
+        print(f"  {label:<38} {count_parameters(models[name]):>9,} {train:>10.1f} {infer:>10.1f}")
+    print(f"inference-step time ratio full/dense: {paired_ratio(inference_ms['full'], inference_ms['dense']):.2f}")
+    print(f"train-step time ratio full/dense: {paired_ratio(train_ms['full'], train_ms['dense']):.2f} (target <= 0.6)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch
 from harness.data import PreparedData
 from harness.metrics import table_view
 from harness.train import TRAIN_FIELDS, FitResult, TrainState, evaluate, fit, make_train_config, resolve_device, seed_everything
-from models.base import ConfigError, DatasetMeta, ForecastModel, count_parameters
+from models.base import ConfigError, ForecastModel
 from models.config import as_dict, field_names
 from models.registry import ModelEntry, get_model
 
@@ -159,7 +159,7 @@ def run_planned(
             needed.entry.name, as_dict(needed.model_config), data, needed.train_config, cache, log=log or (lambda _: None)
         )
     model = plan.entry.instantiate(plan.model_config, data.meta(), teacher)
-    parameters = count_parameters(model)
+    parameters = model.inference_parameters()
     if log is not None:
         log(f"{plan.entry.name} ({plan.variant}) on {data.name}: {parameters:,} parameters, device {device}")
     result = fit(model, data, plan.train_config, on_epoch_end=on_epoch_end, resume=resume, log=log)

@@ -183,6 +183,18 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return dict(content)
 
 
+def _open(path: str | Path, keys: tuple[str, ...], other_key: str, other_kind: str, smoke: bool) -> tuple[_Checker, dict[str, Any], dict[str, Any]]:
+    """Read a campaign file, check its top-level keys and the keys every campaign shares.
+
+    A file holding `other_key` is most likely the other kind of campaign: the unknown-key
+    error then says which command it is for.
+    """
+    check = _Checker(path)
+    raw = read_mapping(path)
+    check.keys(raw, keys, "", f" (this looks like {other_kind})" if other_key in raw else "")
+    return check, raw, _shared(check, raw, smoke)
+
+
 def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]:
     """The keys sweeps and ablations share: name, model, datasets, data, resources, limits."""
     for key in ("name", "model", "datasets"):
@@ -330,11 +342,7 @@ def _objectives(check: _Checker, raw: Any) -> tuple[Objective, ...]:
 
 def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
     """Read and validate a sweep file (see search_spaces/*.yaml)."""
-    check = _Checker(path)
-    raw = read_mapping(path)
-    hint = " (this looks like an ablation file: run python -m harness.ablate)" if "variants" in raw else ""
-    check.keys(raw, SWEEP_KEYS, "", hint)
-    shared = _shared(check, raw, smoke)
+    check, raw, shared = _open(path, SWEEP_KEYS, "variants", "an ablation file: run python -m harness.ablate", smoke)
     model = shared["model"]
     fixed = check.mapping(raw.get("fixed"), "fixed")
     check.settings(model, fixed, "fixed")
@@ -419,11 +427,7 @@ def _probes(param: ParamSpec, space: dict[str, ParamSpec]) -> list[dict[str, Any
 
 def parse_ablation(path: str | Path, smoke: bool = False) -> Campaign:
     """Read and validate an ablation campaign file (see ablations/*.yaml)."""
-    check = _Checker(path)
-    raw = read_mapping(path)
-    hint = " (this looks like a sweep file: run python -m harness.sweep)" if "space" in raw else ""
-    check.keys(raw, ABLATION_KEYS, "", hint)
-    shared = _shared(check, raw, smoke)
+    check, raw, shared = _open(path, ABLATION_KEYS, "space", "a sweep file: run python -m harness.sweep", smoke)
     model = shared["model"]
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):

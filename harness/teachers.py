@@ -10,9 +10,10 @@ settings and seed). Those inputs are hashed into a key; the teacher lives in
 The cache folder sits inside the campaign's storage, so trials on several processes or cluster
 nodes sharing a filesystem share it. The lock is a file created with O_CREAT | O_EXCL (atomic on
 local filesystems and NFS v3+) holding the trainer's host, pid and start time; a heartbeat thread
-touches it while training. A waiter polls; it breaks the lock and trains itself when the
-trainer's process is gone (same host) or when the lock's heartbeat has not moved for
-`stale_after_s` seconds of the waiter's own clock (so clock skew between nodes does not matter).
+rewrites it with a growing beat count while training (content, not only mtime, so NFS attribute
+caching cannot hide a beat). A waiter polls; it breaks the lock and trains itself when the
+trainer's process is gone (same host) or when the lock has not changed for `stale_after_s`
+seconds of the waiter's own clock (so clock skew between nodes does not matter).
 Since teacher.pt only ever appears whole, a crashed trainer leaves nothing loadable; a
 teacher.pt that does not load is treated as absent and trained again.
 """
@@ -27,8 +28,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,40 +85,51 @@ class LockOwner:
     started: str
 
     @classmethod
-    def me(cls) -> "LockOwner":
-        return cls(socket.gethostname(), os.getpid(), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    def me(cls) -> LockOwner:
+        return cls(socket.gethostname(), os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid} (since {self.started})"
 
 
+def lock_content(owner: LockOwner, beats: int) -> str:
+    """What a lock file holds: its owner and how many heartbeats it has made."""
+    return json.dumps({"owner": asdict(owner), "heartbeat": beats})
+
+
 class TrainingLock:
     """The exclusive right to train one teacher; a heartbeat thread keeps it fresh."""
 
-    def __init__(self, path: Path, heartbeat_s: float):
+    def __init__(self, path: Path, owner: LockOwner, heartbeat_s: float):
         self.path = path
+        self.owner = owner
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True)
 
     @classmethod
-    def acquire(cls, path: Path, heartbeat_s: float) -> "TrainingLock | None":
+    def acquire(cls, path: Path, heartbeat_s: float) -> TrainingLock | None:
         """Create the lock file exclusively; None when someone else holds it."""
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return None
+        lock = cls(path, LockOwner.me(), heartbeat_s)
         with os.fdopen(fd, "w") as handle:
-            json.dump(LockOwner.me().__dict__, handle)
-        lock = cls(path, heartbeat_s)
+            handle.write(lock_content(lock.owner, 0))
         lock._heartbeat.start()
         return lock
 
     def _beat(self, interval_s: float) -> None:
+        beats = 0
         while not self._stop.wait(interval_s):
+            beats += 1
             try:
-                os.utime(self.path)
-            except FileNotFoundError:  # broken by a waiter who judged it stale: nothing to refresh
+                fd = os.open(self.path, os.O_WRONLY)  # no O_CREAT: never revive a lock a waiter broke
+            except FileNotFoundError:
                 return
+            with os.fdopen(fd, "w") as handle:
+                handle.write(lock_content(self.owner, beats))
+                handle.truncate()
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock file."""
@@ -125,7 +137,7 @@ class TrainingLock:
         self._heartbeat.join()
         self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "TrainingLock":
+    def __enter__(self) -> TrainingLock:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -135,8 +147,8 @@ class TrainingLock:
 def read_owner(path: Path) -> LockOwner | None:
     """The owner written in a lock file; None when it is unreadable or not written yet."""
     try:
-        return LockOwner(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        return LockOwner(**json.loads(path.read_text())["owner"])
+    except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
@@ -152,8 +164,8 @@ def process_alive(pid: int) -> bool:
 
 
 class LockWatch:
-    """A waiter's view of someone else's lock: stale when its process is gone or its heartbeat
-    (the file's mtime and content) has not changed for `stale_after_s` of this process's clock."""
+    """A waiter's view of someone else's lock: stale when its process is gone or the lock (its
+    mtime and heartbeat count) has not changed for `stale_after_s` of this process's clock."""
 
     def __init__(self, path: Path, stale_after_s: float):
         self.path = path
@@ -255,8 +267,8 @@ def _train(
             "best_epoch": result.best_epoch,
             "best_val_mae": result.best_val_mae,
             "train_seconds": result.train_seconds,
-            "trained_by": LockOwner.me().__dict__,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "trained_by": asdict(LockOwner.me()),
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     _save_atomically({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / WEIGHTS_FILE)
@@ -294,20 +306,27 @@ def obtain_teacher(
             log(f"teacher {key[:12]}: {message}")
             last_notice = message
 
+    def stored() -> ForecastModel | None:
+        if not (folder / WEIGHTS_FILE).exists():
+            return None
+        try:
+            return _load(folder, teacher_name, teacher_overrides, data)
+        except UNREADABLE_WEIGHTS as error:
+            notice(f"stored {WEIGHTS_FILE} does not load ({type(error).__name__}: {error}); it will be trained again")
+            return None
+
     while True:
-        if (folder / WEIGHTS_FILE).exists():
-            try:
-                return _load(folder, teacher_name, teacher_overrides, data), "reused"
-            except UNREADABLE_WEIGHTS as error:
-                notice(f"stored {WEIGHTS_FILE} does not load ({type(error).__name__}: {error}); it will be trained again")
+        model = stored()
+        if model is not None:
+            return model, "reused"
         lock = TrainingLock.acquire(lock_path, heartbeat_s=min(5.0, stale_after_s / 4.0))
         if lock is not None:
             with lock:
-                try:  # someone may have finished between our look and our lock
-                    return _load(folder, teacher_name, teacher_overrides, data), "reused"
-                except UNREADABLE_WEIGHTS:
-                    notice(f"training {teacher_name} on {inputs['dataset']} (cache {folder})")
-                    return _train(folder, teacher_name, teacher_overrides, data, train_config, inputs, log), "trained"
+                model = stored()  # someone may have finished between our look and our lock
+                if model is not None:
+                    return model, "reused"
+                notice(f"training {teacher_name} on {inputs['dataset']} (cache {folder})")
+                return _train(folder, teacher_name, teacher_overrides, data, train_config, inputs, log), "trained"
         stale = watch.stale_reason()
         if stale is not None:
             notice(f"breaking the training lock: {stale}")

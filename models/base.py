@@ -78,6 +78,14 @@ class ForecastModel(nn.Module):
         day-of-week (0..6) indices.
         """
 
+    def inference_parameters(self) -> int:
+        """Parameters a forward pass at inference uses (what efficiency tables report).
+
+        All of the model's parameters, trainable or frozen; a model that carries modules used
+        only in training (LightST's teacher and projection heads) leaves those out.
+        """
+        return sum(p.numel() for p in self.parameters())
+
 
 def time_indices(history: torch.Tensor, steps_per_day: int = STEPS_PER_DAY) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer (tod, dow) indices, each (B, H), from the feature channels of a history window.

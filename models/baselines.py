@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from models.base import DAYS_PER_WEEK, ConfigError, DatasetMeta, ForecastModel, ModelOutput, time_indices
+from models.blocks import ResidualMLP
 from models.registry import ModelEntry, Variant, register
 
 FULL = (Variant("full", "Full"),)
@@ -110,19 +111,6 @@ class STIDConfig:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout", f"must be in [0, 1), got {self.dropout}")
-
-
-class ResidualMLP(nn.Module):
-    """x + fc2(drop(relu(fc1(x)))) on the channel axis (BasicTS uses 1x1 convolutions)."""
-
-    def __init__(self, width: int, dropout: float):
-        super().__init__()
-        self.fc1 = nn.Linear(width, width)
-        self.fc2 = nn.Linear(width, width)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(self.drop(torch.relu(self.fc1(x))))
 
 
 class STID(ForecastModel):

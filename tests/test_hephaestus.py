@@ -20,6 +20,16 @@ TINY = {"hidden": 8, "heads": 2, "layers": 1, "rank": 4, "d_tid": 4, "d_tiw": 4,
 PEMS04 = DatasetMeta(name="PEMS04", num_nodes=307)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run each test on one CPU thread: these tensors are tiny, and on a loaded machine waiting
+    for a descheduled OpenMP thread at every op makes a short training run tens of times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_history(batch: int, nodes: int, first_step: int = 100, seed: int = 0) -> torch.Tensor:
     """Random values with valid time-of-day / day-of-week channels; sample b starts at first_step + b."""
     generator = torch.Generator().manual_seed(seed)
@@ -218,12 +228,14 @@ def test_moving_patch_is_causal_with_replicated_left_boundary():
     assert torch.equal(patch(changed)[..., :7, :], tokens[..., :7, :])
 
 
-def test_revin_makes_forecasts_shift_equivariant():
-    model = tiny_model().eval()
+@pytest.mark.parametrize("revin", [True, False])
+def test_revin_makes_forecasts_shift_equivariant(revin):
+    model = tiny_model(revin=revin).eval()
     history = make_history(2, 6)
     shifted = history.clone()
     shifted[..., 0] += 5.0
-    assert torch.allclose(model(shifted).prediction, model(history).prediction + 5.0, atol=1e-4)
+    equivariant = torch.allclose(model(shifted).prediction, model(history).prediction + 5.0, atol=1e-4)
+    assert equivariant == revin
 
 
 # --- variants ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from harness.data import generate_synthetic, prepare
 from harness.train import TrainConfig, evaluate, fit
 from models.base import ConfigError, DatasetMeta, count_parameters
-from models.lightst import LightSTStudent, LightSTTeacher, normalized_adjacency, teacher_overrides
+from models.lightst import LightSTTeacher, normalized_adjacency, teacher_overrides
 from models.lightst.distill import softmax_kl, spatial_info_nce, temporal_info_nce
 from models.registry import build_model, get_model
 
@@ -163,6 +163,7 @@ def test_teacher_variant_returns_the_trained_teacher_marked_not_trainable():
     model, teacher = build_pair({"variant": "teacher"})
     assert model is teacher
     assert model.trainable is False
+    assert model.inference_parameters() == sum(p.numel() for p in teacher.parameters()) > 0
     assert get_model("lightst").variant("teacher").display == "Teacher (GCN+TCN)"
 
 
@@ -274,7 +275,7 @@ def test_pems07_size_student_step_at_batch_8_runs_on_cpu():
 
 def test_short_distillation_run_on_synthetic_data_learns():
     data = prepare(generate_synthetic(num_nodes=8, num_steps=288 * 3, seed=0))
-    training = TrainConfig(lr=3e-3, batch_size=32, max_epochs=3, max_batches_per_epoch=12, device="cpu", seed=0)
+    training = TrainConfig(lr=3e-3, batch_size=32, max_epochs=2, max_batches_per_epoch=8, device="cpu", seed=0)
     torch.manual_seed(0)
     teacher = build_model("lightst_teacher", data.meta())
     fit(teacher, data, training)

@@ -13,7 +13,18 @@ import pytest
 import torch
 
 from harness.data import generate_synthetic, prepare
-from harness.teachers import LOCK_FILE, META_FILE, WEIGHTS_FILE, obtain_teacher, teacher_key, teacher_key_inputs
+from harness.teachers import (
+    LOCK_FILE,
+    META_FILE,
+    WEIGHTS_FILE,
+    LockOwner,
+    LockWatch,
+    TrainingLock,
+    lock_content,
+    obtain_teacher,
+    teacher_key,
+    teacher_key_inputs,
+)
 from harness.train import TrainConfig
 
 TEACHER = "lightst_teacher"
@@ -44,7 +55,9 @@ def obtain_in_child(cache_dir: str, start, results) -> None:
     data = tiny_data()
     lines: list[str] = []
     start.wait()
-    model, status = obtain_teacher(TEACHER, TINY_TEACHER, data, quick_training(), Path(cache_dir), log=lines.append, stale_after_s=30.0)
+    model, status = obtain_teacher(
+        TEACHER, TINY_TEACHER, data, quick_training(), Path(cache_dir), log=lines.append, stale_after_s=30.0
+    )
     results.put((status, weights_digest(model), lines))
 
 
@@ -59,7 +72,6 @@ def train_then_hang(cache_dir: str, mid_training) -> None:
     obtain_teacher(TEACHER, TINY_TEACHER, tiny_data(), quick_training(), Path(cache_dir), log=log, stale_after_s=STALE_AFTER_S)
 
 
-@pytest.mark.slow  # two spawned interpreters
 def test_two_processes_needing_the_same_teacher_train_it_once_and_share_it(tmp_path: Path):
     context = multiprocessing.get_context("spawn")
     start, results = context.Barrier(2), context.Queue()
@@ -79,7 +91,6 @@ def test_two_processes_needing_the_same_teacher_train_it_once_and_share_it(tmp_p
     assert not (entry_folder(tmp_path) / LOCK_FILE).exists()
 
 
-@pytest.mark.slow  # a spawned interpreter
 def test_a_killed_trainer_leaves_no_loadable_teacher_and_the_next_call_trains_it(tmp_path: Path):
     context = multiprocessing.get_context("spawn")
     mid_training = context.Event()
@@ -92,7 +103,9 @@ def test_a_killed_trainer_leaves_no_loadable_teacher_and_the_next_call_trains_it
     assert (folder / LOCK_FILE).exists() and not (folder / WEIGHTS_FILE).exists()
 
     lines: list[str] = []
-    model, status = obtain_teacher(TEACHER, TINY_TEACHER, tiny_data(), quick_training(), tmp_path, log=lines.append, stale_after_s=STALE_AFTER_S)
+    model, status = obtain_teacher(
+        TEACHER, TINY_TEACHER, tiny_data(), quick_training(), tmp_path, log=lines.append, stale_after_s=STALE_AFTER_S
+    )
     assert status == "trained"
     assert any("no longer running" in line for line in lines)
     assert (folder / WEIGHTS_FILE).exists() and not (folder / LOCK_FILE).exists()
@@ -102,7 +115,8 @@ def test_a_lock_whose_heartbeat_stopped_on_another_node_is_broken(tmp_path: Path
     data, training = tiny_data(), quick_training()
     folder = tmp_path / teacher_key(teacher_key_inputs(TEACHER, TINY_TEACHER, data, training))
     folder.mkdir()
-    (folder / LOCK_FILE).write_text(json.dumps({"host": "other-node", "pid": 1, "started": "2024-01-01T00:00:00+00:00"}))
+    owner = LockOwner("other-node", 1, "2024-01-01T00:00:00+00:00")
+    (folder / LOCK_FILE).write_text(lock_content(owner, beats=7))
     lines: list[str] = []
     started = time.monotonic()
     _, status = obtain_teacher(TEACHER, TINY_TEACHER, data, training, tmp_path, log=lines.append, stale_after_s=STALE_AFTER_S)
@@ -110,6 +124,25 @@ def test_a_lock_whose_heartbeat_stopped_on_another_node_is_broken(tmp_path: Path
     assert time.monotonic() - started >= STALE_AFTER_S
     assert any("waiting for other-node:1" in line for line in lines)
     assert any("heartbeat stopped" in line for line in lines)
+
+
+def test_a_beating_lock_is_never_judged_stale_but_a_silent_one_is(tmp_path: Path):
+    path = tmp_path / LOCK_FILE
+    lock = TrainingLock.acquire(path, heartbeat_s=0.05)
+    assert lock is not None and TrainingLock.acquire(path, heartbeat_s=0.05) is None
+    watch = LockWatch(path, stale_after_s=0.3)
+    watched_until = time.monotonic() + 1.0  # over three stale periods
+    while time.monotonic() < watched_until:
+        assert watch.stale_reason() is None
+        time.sleep(0.02)
+    lock.release()
+    assert not path.exists()
+
+    path.write_text(lock_content(LockOwner.me(), beats=3))  # a live process that stopped beating
+    silent = LockWatch(path, stale_after_s=0.3)
+    assert silent.stale_reason() is None
+    time.sleep(0.4)
+    assert "heartbeat stopped" in silent.stale_reason()
 
 
 def test_a_crash_while_saving_leaves_nothing_loadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

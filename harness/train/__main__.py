@@ -19,7 +19,7 @@ from harness.data import get_dataset_info, load_series, prepare
 from harness.experiment import plan_run, run_planned, teacher_plan
 from harness.records import write_json
 from models import model_names
-from models.base import DatasetMeta, count_parameters
+from models.base import DatasetMeta
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -49,8 +49,8 @@ def describe(args: argparse.Namespace, overrides: dict) -> int:
     print(model)
     print(f"model: {plan.entry.name}  variant: {plan.variant}  dataset: {info.name} ({num_nodes} nodes)")
     if teacher is not None:
-        print(f"teacher parameters: {count_parameters(teacher)}")
-    print(f"parameters: {count_parameters(model)}")
+        print(f"teacher parameters: {teacher.inference_parameters()}")
+    print(f"parameters: {model.inference_parameters()}")
     return 0
 
 

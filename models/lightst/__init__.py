@@ -38,8 +38,10 @@ VARIANTS = (
 
 
 def build_lightst(config: LightSTConfig, meta: DatasetMeta, teacher: ForecastModel | None = None) -> ForecastModel:
-    """The distilled student, or, for predictor == "teacher", the trained teacher itself
-    (marked not trainable, so a trial only evaluates it)."""
+    """The distilled student, or, for predictor == "teacher", the trained teacher itself.
+
+    The teacher returned as a model is marked `trainable = False` (a trial only evaluates it).
+    """
     if teacher is not None and not isinstance(teacher, LightSTTeacher):
         raise ConfigError("teacher", f"expected a LightSTTeacher, got {type(teacher).__name__}")
     if config.predictor == "teacher":

@@ -67,7 +67,7 @@ class LightSTConfig:
     temporal_kd: bool = True  # L_E
     adaptive: bool = True  # weight negatives by how unlike the teacher finds them
     num_negatives: int | Literal["all"] = 128  # sampled negative nodes of L_P
-    kl_on: Literal["prediction", "embedding"] = "prediction"
+    kl_on: Literal["prediction", "embedding"] = "prediction"  # embedding: softmax over d of E_tcn vs projected E_s
     sup_loss: Literal["mae", "mse"] = "mae"
     teacher_trainable: bool = False
     predictor: Literal["student", "teacher"] = "student"  # teacher: the trial evaluates the teacher

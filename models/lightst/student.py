@@ -14,22 +14,17 @@ import torch
 from torch import nn
 
 from models.base import DAYS_PER_WEEK, ConfigError, DatasetMeta, ForecastModel, ModelOutput, time_indices
+from models.blocks import ResidualMLP
 from models.lightst.config import LightSTConfig
 from models.lightst.distill import softmax_kl, spatial_info_nce, temporal_info_nce
 from models.lightst.teacher import LightSTTeacher
 
 
-class ResidualBlock(nn.Module):
-    """x + Linear(Dropout(ReLU(Linear(x))))."""
-
-    def __init__(self, width: int, dropout: float):
-        super().__init__()
-        self.fc1 = nn.Linear(width, width)
-        self.fc2 = nn.Linear(width, width)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.fc2(self.dropout(torch.relu(self.fc1(x))))
+def identity_embedding(count: int, dim: int) -> nn.Embedding:
+    """A table of `count` learned identity vectors, Xavier-initialised as in STID."""
+    table = nn.Embedding(count, dim)
+    nn.init.xavier_uniform_(table.weight)
+    return table
 
 
 class LightSTStudent(ForecastModel):
@@ -44,7 +39,9 @@ class LightSTStudent(ForecastModel):
         if config.distils and teacher is None:
             raise ConfigError("teacher", "this variant distils from a teacher; build it with the trained lightst_teacher")
         if (config.uses_spatial or config.uses_temporal) and meta.input_len != meta.output_len:
-            raise ConfigError("output_len", "embedding distillation aligns teacher and student steps by index: needs input_len == output_len")
+            raise ConfigError(
+                "output_len", "embedding distillation aligns teacher and student steps by index: needs input_len == output_len"
+            )
         self.config = config
         self.steps_per_day = meta.steps_per_day
         self.output_len = meta.output_len
@@ -53,17 +50,14 @@ class LightSTStudent(ForecastModel):
 
         # Input: window embedding + identity embeddings (STID-style), concatenated
         self.series_embedding = nn.Linear(meta.input_len, config.series_dim)
-        width = config.series_dim
         embeddings = config.student_embeddings
-        self.node_embedding = nn.Parameter(torch.empty(meta.num_nodes, config.node_dim)) if "node" in embeddings else None
-        self.tod_embedding = nn.Embedding(meta.steps_per_day, config.time_dim) if "tod" in embeddings else None
-        self.dow_embedding = nn.Embedding(DAYS_PER_WEEK, config.time_dim) if "dow" in embeddings else None
-        if self.node_embedding is not None:
-            nn.init.xavier_uniform_(self.node_embedding)
-            width += config.node_dim
-        width += config.time_dim * ((self.tod_embedding is not None) + (self.dow_embedding is not None))
+        self.node_embedding = identity_embedding(meta.num_nodes, config.node_dim) if "node" in embeddings else None
+        self.tod_embedding = identity_embedding(meta.steps_per_day, config.time_dim) if "tod" in embeddings else None
+        self.dow_embedding = identity_embedding(DAYS_PER_WEEK, config.time_dim) if "dow" in embeddings else None
+        tables = (self.node_embedding, self.tod_embedding, self.dow_embedding)
+        width = config.series_dim + sum(table.embedding_dim for table in tables if table is not None)
 
-        self.blocks = nn.Sequential(*(ResidualBlock(width, config.dropout) for _ in range(config.layers)))
+        self.blocks = nn.Sequential(*(ResidualMLP(width, config.dropout) for _ in range(config.layers)))
         self.step_embedding = nn.Linear(width, meta.output_len * config.step_dim)  # -> E_s (B, F, N, d)
         self.head = nn.Linear(config.step_dim, 1)
 
@@ -77,7 +71,7 @@ class LightSTStudent(ForecastModel):
             self.teacher.requires_grad_(config.teacher_trainable)
             self.teacher.train(config.teacher_trainable)
 
-    def train(self, mode: bool = True) -> "LightSTStudent":
+    def train(self, mode: bool = True) -> LightSTStudent:
         """Set train/eval mode; a frozen teacher stays in eval mode."""
         super().train(mode)
         if self.teacher is not None and not self.config.teacher_trainable:
@@ -89,7 +83,7 @@ class LightSTStudent(ForecastModel):
         batch, _, num_nodes, _ = history.shape
         parts = [self.series_embedding(history[..., 0].transpose(1, 2))]  # (B, N, H) -> (B, N, d_h)
         if self.node_embedding is not None:
-            parts.append(self.node_embedding.expand(batch, -1, -1))
+            parts.append(self.node_embedding.weight.expand(batch, -1, -1))
         tod, dow = time_indices(history, self.steps_per_day)  # the last input step's slot
         if self.tod_embedding is not None:
             parts.append(self.tod_embedding(tod[:, -1])[:, None, :].expand(-1, num_nodes, -1))
@@ -123,15 +117,14 @@ class LightSTStudent(ForecastModel):
     def distill(self, history: torch.Tensor, prediction: torch.Tensor, steps: torch.Tensor) -> ModelOutput:
         """The student's output with its distillation terms (Eq. 8 without L_S)."""
         config = self.config
-        frozen = not config.teacher_trainable
-        with torch.no_grad() if frozen else contextlib.nullcontext():
-            teacher = self.teacher(history)
-        gcn, tcn = teacher.extras["gcn_embedding"], teacher.extras["tcn_embedding"]
+        with contextlib.nullcontext() if config.teacher_trainable else torch.no_grad():
+            teacher_output = self.teacher(history)
+        gcn, tcn = teacher_output.extras["gcn_embedding"], teacher_output.extras["tcn_embedding"]
 
         terms: dict[str, torch.Tensor] = {}
         if config.uses_kl:  # Algorithm 1 line 5 (Eq. 6 when kl_on == "embedding")
             if config.kl_on == "prediction":
-                terms["kl"] = softmax_kl(prediction, teacher.prediction, config.tau1, dim=1)
+                terms["kl"] = softmax_kl(prediction, teacher_output.prediction, config.tau1, dim=1)
             else:
                 terms["kl"] = softmax_kl(self.temporal_projection(steps), tcn, config.tau1, dim=-1)
         if config.uses_spatial:  # Eq. 7, L_P
@@ -146,7 +139,7 @@ class LightSTStudent(ForecastModel):
         return ModelOutput(prediction=prediction, aux_loss=aux_loss, extras=extras)
 
     def inference_parameters(self) -> int:
-        """Parameters on the inference path (no teacher, no projection heads)."""
+        """Parameters on the inference path: no teacher, no projection heads."""
         unused = [self.teacher, self.spatial_projection, self.temporal_projection]
         skipped = {id(p) for module in unused if module is not None for p in module.parameters()}
         return sum(p.numel() for p in self.parameters() if id(p) not in skipped)

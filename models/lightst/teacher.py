@@ -44,9 +44,10 @@ class CausalConv(nn.Module):
         self.linear = nn.Linear(kernel_size * dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.shape[-2]
         padded = F.pad(x, (0, 0, self.kernel_size - 1, 0))
-        windows = padded.unfold(-2, self.kernel_size, 1)  # (..., T, d, f)
-        return self.linear(windows.transpose(-1, -2).flatten(-2))  # (..., T, f*d) -> (..., T, d)
+        windows = torch.cat([padded[..., k : k + steps, :] for k in range(self.kernel_size)], dim=-1)  # (..., T, f*d)
+        return self.linear(windows)
 
 
 class LightSTTeacher(ForecastModel):
