@@ -41,6 +41,7 @@ class DatasetMeta:
     output_len: int = 12
     steps_per_day: int = STEPS_PER_DAY
     adjacency: np.ndarray | None = None  # (N, N) raw edge weights, only for graph models
+    missing_value: float | None = None  # a missing reading (recorded as 0) in normalised units
 
 
 @dataclass

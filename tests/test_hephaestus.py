@@ -20,16 +20,6 @@ TINY = {"hidden": 8, "heads": 2, "layers": 1, "rank": 4, "d_tid": 4, "d_tiw": 4,
 PEMS04 = DatasetMeta(name="PEMS04", num_nodes=307)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run each test on one CPU thread: these tensors are tiny, and on a loaded machine waiting
-    for a descheduled OpenMP thread at every op makes a short training run tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_history(batch: int, nodes: int, first_step: int = 100, seed: int = 0) -> torch.Tensor:
     """Random values with valid time-of-day / day-of-week channels; sample b starts at first_step + b."""
     generator = torch.Generator().manual_seed(seed)
@@ -316,7 +306,7 @@ def test_patch_sizes_alone_set_the_number_of_experts():
         ({"patch_sizes": [0, 3]}, "patch_sizes"),
         ({"patch_sizes": [1, 3], "num_experts": 4}, "patch_sizes"),
         ({"num_experts": 7}, "num_experts"),
-        ({"variant": "wo_ams_moe", "num_experts": 4}, "patch_sizes"),
+        ({"variant": "wo_ams_moe", "patch_sizes": [1, 3]}, "patch_sizes"),
         ({"rank": 0}, "rank"),
         ({"hidden": 30, "heads": 4}, "hidden"),
         ({"gating": "softmax"}, "gating"),
@@ -361,3 +351,24 @@ def test_short_training_on_synthetic_data_beats_historical_average():
         assert fit(model, data, config).status == "ok"
         scores[name] = evaluate(model, data, "test", config)["overall"]["mae"]
     assert scores["hephaestus"] < 0.95 * scores["historical_average"], scores
+
+
+def test_wo_ams_moe_sets_aside_the_number_of_experts_of_a_base_configuration():
+    # An ablation built on a sweep's best.yaml carries num_experts / top_k into every variant.
+    config = get_model("hephaestus").make_config({"variant": "wo_ams_moe", "num_experts": 3, "top_k": 3})
+    assert config.num_experts == 1 and config.patch_sizes == (3,)
+    with pytest.raises(ConfigError, match="patch_sizes"):
+        get_model("hephaestus").make_config({"variant": "wo_ams_moe", "patch_sizes": [1, 3]})
+
+
+def test_revin_leaves_missing_readings_out_of_the_window_statistics():
+    from models.hephaestus.layers import RevIN
+
+    missing = -1.5  # a raw 0 after z-scoring
+    values = torch.tensor([[2.0, 4.0, missing, 6.0]]).T.reshape(1, 4, 1)  # (B, H, N)
+    normalised, (mean, std) = RevIN(affine=False, missing_value=missing).normalise(values)
+    assert mean.item() == pytest.approx(4.0)
+    assert std.item() == pytest.approx(math.sqrt(8 / 3 + 1e-5))
+    assert normalised[0, 2, 0].item() == 0.0  # the gap enters as the window mean
+    _, (plain_mean, _) = RevIN(affine=False).normalise(values)
+    assert plain_mean.item() == pytest.approx((2 + 4 - 1.5 + 6) / 4)

@@ -104,13 +104,15 @@ class PreparedData:
         return WindowSplit(name, np.moveaxis(inputs, -1, 1), np.moveaxis(targets, -1, 1), start, self.input_len)
 
     def meta(self) -> DatasetMeta:
-        """What a model may know of this dataset: name, sizes and graph."""
+        """What a model may know of this dataset: name, sizes, graph, and the normalised value
+        of a missing reading (computed exactly as the features are)."""
         return DatasetMeta(
             name=self.name,
             num_nodes=self.num_nodes,
             input_len=self.input_len,
             output_len=self.output_len,
             adjacency=self.adjacency,
+            missing_value=float((np.float32(0.0) - np.float32(self.mean)) / np.float32(self.std)),
         )
 
     def train_segment(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

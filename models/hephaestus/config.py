@@ -64,7 +64,8 @@ class HephaestusConfig:
             "vanilla"; hidden (C = D), layers (L), heads, ffn_ratio (FFN width / C), rank (r),
             d_tid / d_tiw (period embedding sizes), dropout.
     Head and normalisation: head_hidden; revin (RevIN on the value channel; False feeds the
-        z-scored values straight through), revin_affine.
+        z-scored values straight through), revin_affine, revin_ignore_missing (leave sensor
+        gaps out of RevIN's statistics; False gives the spec's plain per-window statistics).
     """
 
     variant: str = "full"
@@ -90,6 +91,7 @@ class HephaestusConfig:
     head_hidden: int = 256
     revin: bool = True
     revin_affine: bool = False
+    revin_ignore_missing: bool = True  # D: sensor gaps stay out of RevIN's window statistics
 
     def validate(self) -> None:
         """Derive num_experts/patch_sizes from each other and reject inconsistent settings."""
@@ -107,6 +109,14 @@ class HephaestusConfig:
             raise ConfigError("top_k", f"must be between 1 and num_experts={self.num_experts}, got {self.top_k}")
 
     def _derive_experts(self) -> None:
+        if self.moe == "single":
+            # One expert and no router: M does not apply, so a num_experts carried in from a
+            # base configuration (e.g. an ablation built on a sweep's best.yaml) is set aside.
+            sizes = SINGLE_EXPERT_PATCH_SIZES if self.patch_sizes is None else self.patch_sizes
+            if len(sizes) != 1 or sizes[0] < 1:
+                raise ConfigError("patch_sizes", f"moe='single' runs one expert with one positive patch size, got {list(sizes)}")
+            self.patch_sizes, self.num_experts = tuple(sizes), 1
+            return
         if self.patch_sizes is not None:
             if not self.patch_sizes or any(p < 1 for p in self.patch_sizes):
                 raise ConfigError("patch_sizes", f"must be positive integers, got {list(self.patch_sizes)}")
@@ -120,12 +130,10 @@ class HephaestusConfig:
             self.num_experts = len(self.patch_sizes)
         else:
             if self.num_experts is None:
-                self.num_experts = 1 if self.moe == "single" else DEFAULT_NUM_EXPERTS
+                self.num_experts = DEFAULT_NUM_EXPERTS
             if self.num_experts not in NESTED_PATCH_SIZES:
                 raise ConfigError(
                     "num_experts",
                     f"{self.num_experts} has no default patch sizes (1-5 do); give patch_sizes explicitly",
                 )
             self.patch_sizes = NESTED_PATCH_SIZES[self.num_experts]
-        if self.moe == "single" and self.num_experts != 1:
-            raise ConfigError("num_experts", f"moe='single' runs one expert, got {self.num_experts}")

@@ -17,24 +17,36 @@ from torch import nn
 from models.base import DAYS_PER_WEEK, time_indices
 
 
+MISSING_TOLERANCE = 1e-5  # |x - missing_value| below this is a gap (same float32 arithmetic)
+
+
 class RevIN(nn.Module):
     """Reversible instance normalisation (Kim et al., 2022) of the value channel.
 
     Statistics are taken per sample and per node over the input steps and detached; the optional
-    affine transform has one weight and one bias.
+    affine transform has one weight and one bias. With `missing_value` set, readings equal to it
+    (sensor gaps, recorded as 0 before z-scoring) are left out of the statistics and enter the
+    model as the window mean, so one gap does not drag a window's level and scale.
     """
 
-    def __init__(self, affine: bool, eps: float = 1e-5):
+    def __init__(self, affine: bool, missing_value: float | None = None, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
+        self.missing_value = missing_value
         self.weight = nn.Parameter(torch.ones(1)) if affine else None
         self.bias = nn.Parameter(torch.zeros(1)) if affine else None
 
     def normalise(self, values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """(B, H, N) values -> normalised values and the (mean, std) to undo it, each (B, 1, N)."""
-        mean = values.mean(dim=1, keepdim=True).detach()
-        std = torch.sqrt(values.var(dim=1, keepdim=True, unbiased=False) + self.eps).detach()
-        normalised = (values - mean) / std
+        if self.missing_value is None:
+            observed = torch.ones_like(values)
+        else:
+            observed = ((values - self.missing_value).abs() > MISSING_TOLERANCE).to(values.dtype)
+        count = observed.sum(dim=1, keepdim=True).clamp_min(1.0)
+        mean = ((values * observed).sum(dim=1, keepdim=True) / count).detach()
+        var = (((values - mean) * observed) ** 2).sum(dim=1, keepdim=True) / count
+        std = torch.sqrt(var + self.eps).detach()
+        normalised = (values - mean) / std * observed
         if self.weight is not None:
             normalised = normalised * self.weight + self.bias
         return normalised, (mean, std)
