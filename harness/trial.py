@@ -28,6 +28,7 @@ from harness.experiment import RunPlan, plan_run, run_planned
 from harness.records import write_json
 from harness.train import TrainState
 from models.base import ForecastModel
+from models.hephaestus import Hephaestus, routing_probabilities
 
 CHECKPOINT_FILE = "train_state.pt"
 ROUTING_WINDOWS = 288  # one day of 5-minute test windows
@@ -70,27 +71,18 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def routing_artifact(model: ForecastModel, data: PreparedData, batch_size: int) -> dict[str, np.ndarray] | None:
-    """Router probabilities over one day of test windows, for models that expose them."""
+    """Router probabilities over one day of test windows (HEPHAESTUS' routing case study)."""
+    if not isinstance(model, Hephaestus):
+        return None
     split = data.split("test")
-    count = min(ROUTING_WINDOWS, len(split))
-    device = next(model.parameters()).device
-    probs = []
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, count, batch_size):
-            x, _ = split.batch(np.arange(start, min(start + batch_size, count)))
-            extras = model(torch.from_numpy(x).to(device)).extras
-            if "gate_probs" not in extras:
-                return None
-            probs.append(extras["gate_probs"].float().cpu().numpy())
-    indices = np.arange(count)
-    _, y = split.batch(indices)
-    first_step = split.time_index(indices)  # series index of each window's first forecast step
+    windows = np.arange(min(ROUTING_WINDOWS, len(split)))
+    history, target = split.batch(windows)
+    probabilities, tod = routing_probabilities(model, history, batch_size)
     return {
-        "gate_probs": np.concatenate(probs),
-        "tod": data.tod[first_step - 1],  # time of day of the last input step
-        "target": y[:, 0, :].mean(axis=1),  # the next step's reading, averaged over sensors
-        "patch_sizes": np.asarray(getattr(getattr(model, "config", None), "patch_sizes", ()) or (), dtype=np.int64),
+        "gate_probs": probabilities,  # (S, M)
+        "tod": tod,  # time of day (0..287) of each window's last input step
+        "target": target[:, 0, :].mean(axis=1),  # the next reading, averaged over sensors
+        "patch_sizes": np.asarray(model.patch_sizes, dtype=np.int64),
     }
 
 
