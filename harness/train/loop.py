@@ -244,7 +244,7 @@ def fit(
         record = {"epoch": 0, "val_mae": val["overall"]["mae"], "val_rmse": val["overall"]["rmse"], "val_mape": val["overall"]["mape"]}
         if on_epoch_end is not None:
             on_epoch_end(record, TrainState(history=[record], model=model.state_dict()))
-        return FitResult("ok", 0, 0, record["val_mae"], [record], 0.0, 0.0)
+        return FitResult("ok", 0, 0, record["val_mae"], [record], 0.0, math.nan)  # nothing trained here
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _make_scheduler(optimizer, config)
