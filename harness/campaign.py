@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -150,9 +151,23 @@ def start_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
     if address:
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as error:
+            raise UsageError(f"--address {address}: cannot join the Ray cluster ({_one_line(error)})") from None
     else:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes of Ray's retries, when HOST:PORT does not answer."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms are Ray's to resolve
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise UsageError(f"--address {address}: cannot join the Ray cluster ({error.strerror or error})") from None
 
 
 def check_cluster_fits(campaign: Campaign) -> None:
@@ -406,6 +421,8 @@ def _plain(value: Any) -> Any:
 def run_campaign(campaign: Campaign, options: RunOptions, log: Callable[[str], None] = print) -> int:
     """Run a validated campaign end to end; returns the exit code (0 when every trial is ok)."""
     log(describe_plan(campaign))
+    if options.storage and "://" in options.storage:
+        raise UsageError(f"--storage {options.storage}: URI storage is not supported yet; mount it (e.g. NFS, s3fs) and pass the folder")
     root = Path(options.storage or "results").expanduser().resolve()
     campaign_dir = root / campaign.name
     manifest_path = campaign_dir / "manifest.json"
@@ -413,6 +430,9 @@ def run_campaign(campaign: Campaign, options: RunOptions, log: Callable[[str], N
         raise UsageError(f"--resume: nothing to resume at {campaign_dir} (no manifest.json)")
     if campaign.kind == "sweep" and manifest_path.is_file() and not options.resume and not options.dry_run:
         raise UsageError(f"{campaign.source}: name: {campaign_dir} already holds this sweep; use --resume to continue it, or another name")
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    if address and not options.dry_run:
+        check_reachable(address)  # before the datasets load: a wrong address fails in seconds
     datasets = load_datasets(campaign, log)
     if options.dry_run:
         log("dry run: the campaign file and its datasets are valid; nothing was started")

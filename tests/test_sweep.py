@@ -182,6 +182,18 @@ def test_bad_sweep_file_exits_2_with_one_line_and_leaves_no_results(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
+def test_uri_storage_is_refused_in_one_line(tmp_path, capsys):
+    assert run_in_process(sweep_main, [str(ROOT / "search_spaces" / "quickstart.yaml"), "--storage", "s3://bucket/results"]) == 2
+    assert "URI storage is not supported" in capsys.readouterr().err
+
+
+def test_unreachable_cluster_address_is_one_line_and_exit_2(tmp_path):
+    done = run_command("harness.sweep", str(ROOT / "search_spaces" / "quickstart.yaml"), "--smoke", "--address", "127.0.0.1:1", "--storage", str(tmp_path), cwd=tmp_path, timeout=180)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--address 127.0.0.1:1: cannot join the Ray cluster" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, capsys):
     assert run_in_process(sweep_main, [str(ROOT / "search_spaces" / "hephaestus.yaml"), "--dry-run", "--storage", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
