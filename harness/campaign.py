@@ -27,15 +27,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy
+import optuna
 import pandas as pd
+import ray
+import torch
 import yaml
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
 
 from harness.cli import UsageError
 from harness.data import PreparedData, load_series, prepare
 from harness.experiment import plan_run
 from harness.records import atomic_write_text, write_json
-from harness.spec import Campaign, Resources
-from harness.trial import TrialContext, resolve_trial_config, run_trial
+from harness.space import DefineByRun, make_sampler, study_from_records
+from harness.spec import Campaign, Resources, parse_ablation, parse_sweep
+from harness.trial import RECOVERED, TrialContext, resolve_trial_config, run_trial
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_EVERY_S = 15.0
@@ -78,11 +86,6 @@ def git_sha() -> str | None:
 
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries that decide the numbers."""
-    import numpy
-    import optuna
-    import ray
-    import torch
-
     return {"python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__, "optuna": optuna.__version__, "numpy": numpy.__version__, "pandas": pd.__version__}
 
 
@@ -142,10 +145,6 @@ def load_datasets(campaign: Campaign, log: Callable[[str], None]) -> dict[str, P
 
 def start_ray(address: str | None) -> None:
     """Join a cluster (--address / RAY_ADDRESS) or start a quiet local Ray sized to the machine."""
-    import ray
-
-    import optuna
-
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output, silent at verbose=0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     address = address or os.environ.get("RAY_ADDRESS")
@@ -172,8 +171,6 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def check_cluster_fits(campaign: Campaign) -> None:
     """Fail early when no node could ever run one trial (it would wait forever)."""
-    import ray
-
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     fits = any(
         n["Resources"].get("CPU", 0) >= campaign.resources.cpu and n["Resources"].get("GPU", 0) >= campaign.resources.gpu for n in nodes
@@ -186,12 +183,10 @@ def check_cluster_fits(campaign: Campaign) -> None:
         )
 
 
-class Progress:
+class Progress(tune.Callback):
     """Concise progress lines instead of Ray's tables: done / running / failed, best so far."""
 
     def __init__(self, campaign: Campaign, total: int, log: Callable[[str], None]):
-        from ray import tune
-
         self.campaign, self.total, self.log = campaign, total, log
         self.metric = campaign.objectives[0].metric if campaign.objectives else "val_mae"
         self.sign = -1.0 if campaign.objectives and campaign.objectives[0].mode == "max" else 1.0
@@ -199,35 +194,29 @@ class Progress:
         self.running: set[str] = set()
         self.best: tuple[float, str] | None = None
         self.last_print = 0.0
-        outer = self
 
-        class _Callback(tune.Callback):
-            def on_trial_start(self, iteration, trials, trial, **info):
-                outer.running.add(trial.trial_id)
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running.add(trial.trial_id)
 
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                outer.running.add(trial.trial_id)
-                if result.get("final"):
-                    value = result.get(outer.metric)
-                    if result.get("status") == "ok" and value is not None and math.isfinite(value):
-                        if outer.best is None or outer.sign * value < outer.sign * outer.best[0]:
-                            outer.best = (value, trial.trial_id)
-                outer.maybe_print()
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.running.add(trial.trial_id)
+        value = result.get(self.metric)
+        if result.get("final") and result.get("status") == "ok" and value is not None and math.isfinite(value):
+            if self.best is None or self.sign * value < self.sign * self.best[0]:
+                self.best = (value, trial.trial_id)
+        self.maybe_print()
 
-            def on_trial_complete(self, iteration, trials, trial, **info):
-                outer.running.discard(trial.trial_id)
-                outer.done += 1
-                if not trial.last_result.get("final"):
-                    outer.pruned += 1
-                outer.maybe_print(force=True)
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.done += 1
+        self.pruned += 0 if trial.last_result.get("final") else 1
+        self.maybe_print(force=True)
 
-            def on_trial_error(self, iteration, trials, trial, **info):
-                outer.running.discard(trial.trial_id)
-                outer.done += 1
-                outer.failed += 1
-                outer.maybe_print(force=True)
-
-        self.callback = _Callback()
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.discard(trial.trial_id)
+        self.done += 1
+        self.failed += 1
+        self.maybe_print(force=True)
 
     def maybe_print(self, force: bool = False) -> None:
         if not force and time.monotonic() - self.last_print < PROGRESS_EVERY_S:
@@ -244,39 +233,54 @@ def _trainable(campaign: Campaign, context: TrialContext, datasets: dict[str, Pr
     return tune.with_resources(tune.with_parameters(run_trial, context=context, datasets=datasets), resources)
 
 
-def _tuners(campaign: Campaign, context: TrialContext, datasets: dict[str, PreparedData], ray_dir: Path, options: RunOptions, progress: Progress):
-    """(label, Tuner) pairs: one per dataset for a sweep, one for an ablation grid."""
-    from ray import tune
-    trainable = _trainable(campaign, context, datasets)
-    run_config = lambda label: tune.RunConfig(  # noqa: E731
+def _run_config(campaign: Campaign, label: str, ray_dir: Path, progress: Progress) -> tune.RunConfig:
+    """Where Tune keeps a Tuner's state, its retries, checkpoints and (our) progress output."""
+    return tune.RunConfig(
         name=label,
         storage_path=str(ray_dir),
         failure_config=tune.FailureConfig(max_failures=campaign.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-        callbacks=[progress.callback],
+        callbacks=[progress],
         verbose=0,
     )
-    labels = list(campaign.datasets) if campaign.kind == "sweep" else ["grid"]
-    for label in labels:
-        path = ray_dir / label
-        if options.resume and tune.Tuner.can_restore(str(path)):
-            yield label, tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
-            continue
-        if campaign.kind == "ablation":
-            tune_config = tune.TuneConfig(max_concurrent_trials=campaign.max_concurrent, reuse_actors=True)
-            param_space = {"cell": tune.grid_search(ablation_cells(campaign))}
-        else:
-            tune_config, param_space = _sweep_tune_config(campaign, label), {}
-        yield label, tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config(label))
+
+
+# What Tune says when a trial's snapshot names a checkpoint that a kill caught mid-rotation.
+LOST_CHECKPOINT = "does not exist on storage anymore"
+
+
+def run_tuner(campaign: Campaign, label: str, trainable: Any, ray_dir: Path, options: RunOptions, progress: Progress, log: Callable[[str], None]) -> list[Any]:
+    """Run (or with --resume, continue) one Tuner and return its results.
+
+    Tune deletes a trial's previous checkpoint before its experiment snapshot names the new
+    one, so a driver killed in between leaves a snapshot naming a deleted checkpoint, and the
+    resumed trial fails. Such trials are run again from the start, with the same settings, in
+    a small recovery Tuner (no searcher: the sweep's study is rebuilt from the records).
+    """
+    path = str(ray_dir / label)
+    if options.resume and tune.Tuner.can_restore(path):
+        grid = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True).fit()
+        lost = [r for r in grid if r.error is not None and LOST_CHECKPOINT in str(r.error)]
+        if not lost:
+            return list(grid)
+        log(f"[{campaign.name}] {len(lost)} trial(s) lost their newest checkpoint when the driver died; running them again from the start")
+        recovery = tune.Tuner(
+            trainable,
+            param_space={RECOVERED: tune.grid_search([r.config for r in lost])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=campaign.max_concurrent, reuse_actors=True),
+            run_config=_run_config(campaign, f"{label}-recovered", ray_dir, progress),
+        )
+        lost_ids = {id(r) for r in lost}
+        return [r for r in grid if id(r) not in lost_ids] + list(recovery.fit())
+    if campaign.kind == "ablation":
+        tune_config = tune.TuneConfig(max_concurrent_trials=campaign.max_concurrent, reuse_actors=True)
+        param_space = {"cell": tune.grid_search(ablation_cells(campaign))}
+    else:
+        tune_config, param_space = _sweep_tune_config(campaign, label), {}
+    return list(tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=_run_config(campaign, label, ray_dir, progress)).fit())
 
 
 def _sweep_tune_config(campaign: Campaign, dataset: str):
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
-    from harness.space import DefineByRun, make_sampler
-
     metrics = [o.metric for o in campaign.objectives]
     modes = [o.mode for o in campaign.objectives]
     # The live study stays in memory: it is saved with Tune's searcher state, so --resume finds
@@ -393,10 +397,6 @@ def best_config(campaign: Campaign, rows: list[dict[str, Any]]) -> dict[str, Any
 
 def write_journal(campaign: Campaign, rows: list[dict[str, Any]], path: Path) -> None:
     """The sweep's studies (one per dataset) as an Optuna journal: `optuna-dashboard PATH`."""
-    import optuna
-
-    from harness.space import study_from_records
-
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp)))
@@ -478,9 +478,10 @@ def run_campaign(campaign: Campaign, options: RunOptions, log: Callable[[str], N
         )
         total = campaign.num_samples * len(campaign.datasets) if campaign.kind == "sweep" else len(ablation_cells(campaign))
         progress = Progress(campaign, total, log)
+        trainable = _trainable(campaign, context, datasets)  # the datasets enter the object store once
         results = []
-        for label, tuner in _tuners(campaign, context, datasets, campaign_dir / "ray", options, progress):
-            results.extend(tuner.fit())
+        for label in campaign.datasets if campaign.kind == "sweep" else ["grid"]:  # a study per dataset
+            results.extend(run_tuner(campaign, label, trainable, campaign_dir / "ray", options, progress, log))
     finally:
         ray.shutdown()
 
@@ -530,8 +531,6 @@ def summarise(campaign: Campaign, campaign_dir: Path, rows: list[dict[str, Any]]
 
 def parse_command(kind: str, argv: Sequence[str] | None) -> tuple[Campaign, RunOptions]:
     """Parse the shared command line and the campaign file, applying the flag overrides."""
-    from harness.spec import parse_ablation, parse_sweep
-
     what = "sweep (search_spaces/*.yaml)" if kind == "sweep" else "ablation campaign (ablations/*.yaml)"
     parser = argparse.ArgumentParser(prog=f"python -m harness.{'sweep' if kind == 'sweep' else 'ablate'}", description=f"Run a {what} on local Ray or a Ray cluster.")
     parser.add_argument("file", help="the campaign file")

@@ -21,7 +21,7 @@ import torch
 
 from harness.data import PreparedData
 from harness.metrics import table_view
-from harness.train import TRAIN_FIELDS, FitResult, TrainState, evaluate, fit, make_train_config, resolve_device, seed_everything
+from harness.train import TRAIN_FIELDS, FitResult, TrainConfig, TrainState, evaluate, fit, make_train_config, resolve_device, seed_everything
 from models.base import ConfigError, ForecastModel
 from models.config import as_dict, field_names
 from models.registry import ModelEntry, get_model

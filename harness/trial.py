@@ -2,7 +2,8 @@
 leave its artifacts, and reuse an identical finished trial from the result cache.
 
 A trial's config is either a sweep's sampled hyperparameters plus {"dataset": name}, or an
-ablation's {"cell": {"dataset", "display", "seed", "overrides"}}. Everything else comes from
+ablation's {"cell": {"dataset", "display", "seed", "overrides"}}, or either of these under
+{"recovered": ...} when a crash cost a trial its checkpoint. Everything else comes from
 the `TrialContext` the campaign binds with `tune.with_parameters`, together with the prepared
 datasets (put into the object store once by the driver and shared zero-copy by all trials).
 """
@@ -31,6 +32,7 @@ from models.base import ForecastModel
 from models.hephaestus import Hephaestus, routing_probabilities
 
 CHECKPOINT_FILE = "train_state.pt"
+RECOVERED = "recovered"  # config key of a trial re-run with the settings of one lost in a crash
 ROUTING_WINDOWS = 288  # one day of 5-minute test windows
 
 
@@ -88,6 +90,7 @@ def routing_artifact(model: ForecastModel, data: PreparedData, batch_size: int) 
 
 def resolve_trial_config(config: dict[str, Any], context: TrialContext) -> tuple[str, str, dict[str, Any]]:
     """(dataset, display name, settings) of a trial's Tune config."""
+    config = config.get(RECOVERED, config)  # a trial run again after a crash carries its config
     if "cell" in config:
         cell = config["cell"]
         return cell["dataset"], cell["display"], {**context.fixed, **cell["overrides"], "seed": cell["seed"]}
@@ -95,7 +98,22 @@ def resolve_trial_config(config: dict[str, Any], context: TrialContext) -> tuple
     return config["dataset"], "", {**context.fixed, **sampled}
 
 
+def _for_tune(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Tune wants numbers where our records say None (not measured)."""
+    return {k: (math.nan if v is None else v) for k, v in metrics.items()}
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy a file so that no reader ever sees it half-written (temp file, then rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(target)
+
+
 def _report_epoch(record: dict[str, Any], state: TrainState) -> None:
+    # Tune checks that every reported result holds the objective metrics; the cost metrics a
+    # multi-objective sweep may optimise are only measured at the end, so they are NaN here.
     metrics = {**record, "final": False, "parameters": math.nan, "infer_ms": math.nan, "train_s_per_iter": math.nan, "peak_mem_mb": math.nan}
     with tempfile.TemporaryDirectory() as folder:
         torch.save(state.to_dict(), Path(folder) / CHECKPOINT_FILE)
@@ -140,17 +158,14 @@ def _reuse_cached(entry_dir: Path, campaign_dir: Path, trial_id: str) -> dict[st
         else:
             continue
         if not target.exists():  # a resumed trial may already have its own copy
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-    return {**{k: (math.nan if v is None else v) for k, v in final.items()}, "cached": True}
+            _atomic_copy(source, target)
+    return {**_for_tune(final), "cached": True}
 
 
 def _store_cached(entry_dir: Path, final: dict[str, Any], artifacts: list[Path]) -> None:
     """Publish a finished trial in the cache: files first, the record (the commit mark) last."""
-    entry_dir.mkdir(parents=True, exist_ok=True)
     for path in artifacts:
-        name = "model.pt" if path.suffix == ".pt" else "routing.npz"
-        shutil.copyfile(path, entry_dir / name)
+        _atomic_copy(path, entry_dir / ("model.pt" if path.suffix == ".pt" else "routing.npz"))
     write_json(entry_dir / "record.json", final)
 
 
@@ -187,4 +202,4 @@ def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str,
     artifacts = _save_artifacts(result.model, data, plan, campaign_dir, trial_id, result.record)
     if result.record["status"] == "ok":
         _store_cached(entry_dir, final, artifacts)
-    tune.report({**{k: (math.nan if v is None else v) for k, v in final.items()}, "final": True})
+    tune.report({**_for_tune(final), "final": True})

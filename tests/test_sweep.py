@@ -137,21 +137,30 @@ def test_resume_after_the_driver_is_killed_finishes_without_rerunning_finished_t
         [sys.executable, "-m", "harness.sweep", str(spec), "--storage", str(tmp_path), "--no-report"],
         cwd=tmp_path, env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    # A trial is finished once its cache record exists: the last thing it writes before its
+    # final report (its weights are saved earlier, so they alone do not mark it finished).
+    records = tmp_path / "cache"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list((folder / "models").glob("*.pt"))) < 1:
+    while time.monotonic() < deadline and len(list(records.glob("*/record.json"))) < 1:
         time.sleep(0.5)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, at once
     driver.wait()
-    finished_before = {p.name: p.stat().st_mtime_ns for p in (folder / "models").glob("*.pt")}
+    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/record.json")}
     assert finished_before, "no trial finished before the deadline"
     assert not (folder / "trials.csv").exists()
+    # The crash also lost every checkpoint (as when it lands while Tune rotates them): trials
+    # whose snapshot names one are restarted from the start instead of failing.
+    for checkpoint in (folder / "ray").glob("*/*/checkpoint_*"):
+        shutil.rmtree(checkpoint)
 
     done = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), "--resume", "--no-report", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = pd.read_csv(folder / "trials.csv")
-    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "ok").all()
-    for name, mtime in finished_before.items():
-        assert (folder / "models" / name).stat().st_mtime_ns == mtime, f"{name} was trained again"
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert (trials["status"] == "ok").all(), trials[["trial_id", "status", "error"]].to_string()
+    assert len(list(records.glob("*/record.json"))) == 4
+    for key, mtime in finished_before.items():  # a retrained trial would have rewritten its record
+        assert (records / key / "record.json").stat().st_mtime_ns == mtime, f"trial {key} was trained again"
     assert len(json.loads((folder / "manifest.json").read_text())["resumed"]) == 1
 
 
