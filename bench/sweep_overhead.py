@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.data import load_series, prepare  # noqa: E402
-from harness.experiment import plan_run, run_planned  # noqa: E402
+from harness.experiment import run_planned  # noqa: E402
+from harness.plan import plan_run  # noqa: E402
 
 TIMING_DATA = {"nodes": 40, "days": 21, "seed": 0}
 TIMING_SETTINGS = {"max_epochs": 2, "max_batches_per_epoch": 30, "batch_size": 32, "device": "cpu"}

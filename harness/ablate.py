@@ -6,7 +6,7 @@
 
 import sys
 
-from harness.campaign import command
+from harness.command import command
 from harness.cli import run_command
 
 main = command("ablation")

@@ -11,9 +11,10 @@ import math
 
 import torch
 
+from harness.records import REPORTED_HORIZONS, horizon_key
+
 NULL_VALUE = 0.0
 MASK_TOLERANCE = 5e-5
-TABLE_HORIZONS = (3, 6, 12)
 
 
 def valid_mask(target: torch.Tensor, null_value: float = NULL_VALUE) -> torch.Tensor:
@@ -83,6 +84,7 @@ class MetricAccumulator:
 
 
 def table_view(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """The subset the papers' tables quote: overall and horizons 3, 6, 12."""
-    keys = ["overall"] + [f"horizon_{h}" for h in TABLE_HORIZONS if f"horizon_{h}" in metrics]
-    return {k: metrics[k] for k in keys}
+    """The subset the papers' tables quote, keyed as trial records are: "overall", "h3", "h6", "h12"."""
+    view = {horizon_key(None): metrics["overall"]}
+    view.update({horizon_key(h): metrics[f"horizon_{h}"] for h in REPORTED_HORIZONS if f"horizon_{h}" in metrics})
+    return view

@@ -1,25 +1,30 @@
-"""Campaign files (sweeps and ablations): parsed and validated in full before anything runs.
+"""Campaign files, parsed and validated in full before anything runs: sweeps and ablations as
+typed specs.
 
 Every problem is a `SpecError` whose one-line message names the file and the field, e.g.
 "search_spaces/h.yaml: space.top_k.high: names 'num_experts', which is not an earlier
 parameter". Model and training settings are checked by resolving them exactly as a trial will
-(`harness.experiment.plan_run`), so a spec that validates cannot fail on a setting later.
+(`harness.plan.plan_run`), so a spec that validates cannot fail on a lone setting later.
+Command-line overrides (`--set`, `--datasets`, `--data-option`, ...) are applied to the file's
+content before it is validated, so they are checked the same way.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
-from harness.cli import UsageError
 from harness.data import DataError, get_dataset_info
-from harness.experiment import plan_run
+from harness.errors import SpecError, UsageError
+from harness.plan import plan_run
 from harness.train import TRAIN_FIELDS
+from harness.yamlfile import load_yaml
 from models.base import ConfigError
 from models.config import field_names
 from models.registry import get_model
@@ -32,22 +37,34 @@ EPOCH_METRICS = ("val_mae", "val_rmse", "val_mape")
 COST_METRICS = ("infer_ms", "parameters", "train_s_per_iter", "peak_mem_mb")
 OBJECTIVE_METRICS = EPOCH_METRICS + COST_METRICS
 
-# --smoke: tiny synthetic data, 2 short epochs, few trials; the whole path in under two minutes.
+# --smoke: tiny synthetic data, 2 short epochs, few trials; the whole path in a minute or two,
+# in its own folder (<name>-smoke), so it never mixes with a real campaign.
 SMOKE_SETTINGS = {"max_epochs": 2, "patience": 2, "max_batches_per_epoch": 8, "batch_size": 16}
 SMOKE_DATA = {"nodes": 12, "days": 6, "seed": 0}
 SMOKE_TRIALS = 4
 SMOKE_SEEDS = 2
+SMOKE_SUFFIX = "-smoke"
 
 SHARED_KEYS = ("name", "model", "datasets", "data_dir", "data_options", "resources", "max_concurrent", "max_failures")
 SWEEP_KEYS = SHARED_KEYS + ("fixed", "space", "objective", "search")
 ABLATION_KEYS = SHARED_KEYS + ("seeds", "base", "base_from", "reference", "variants")
 
 
-class SpecError(UsageError):
-    """A campaign file problem: '<file>: <field>: <what is wrong>'."""
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line changes in a campaign file (applied before validation).
 
-    def __init__(self, source: str | Path, where: str, message: str):
-        super().__init__(f"{source}: {where}: {message}" if where else f"{source}: {message}")
+    settings: `--set key=value` (into a sweep's `fixed` or an ablation's `base`); datasets:
+    `--datasets a,b`; data_options: `--data-option key=value`; data_dir: `--data-dir`;
+    num_samples: `--num-samples` (sweeps); smoke: `--smoke`.
+    """
+
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    datasets: tuple[str, ...] | None = None
+    data_options: Mapping[str, Any] = field(default_factory=dict)
+    data_dir: str | None = None
+    num_samples: int | None = None
+    smoke: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,11 +107,14 @@ class Resources:
     gpu: float = 0.0
 
 
-@dataclass(frozen=True)
-class Campaign:
-    """A validated campaign. `kind` is "sweep" or "ablation"; fields of the other kind stay empty."""
+@dataclass(frozen=True, kw_only=True)
+class CampaignSpec:
+    """What every campaign file says: its name, model, datasets, data, resources and limits.
 
-    kind: str
+    `raw` is the file's mapping (after command-line overrides), kept for the manifest.
+    """
+
+    kind: ClassVar[str] = ""
     name: str
     model: str
     datasets: tuple[str, ...]
@@ -104,21 +124,93 @@ class Campaign:
     resources: Resources = Resources()
     max_concurrent: int = 4
     max_failures: int = 2
-    raw: Mapping[str, Any] = field(default_factory=dict)  # the file's mapping, for the manifest
-    # sweeps
+    smoke: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """What decides which trials run and how (for --resume's consistency check)."""
+        return {"kind": self.kind, "model": self.model, "datasets": list(self.datasets), "data_options": dict(self.data_options), "smoke": self.smoke}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSpec(CampaignSpec):
+    """A hyperparameter search: one Optuna study per dataset over `space`, `fixed` held."""
+
+    kind: ClassVar[str] = "sweep"
     fixed: Mapping[str, Any] = field(default_factory=dict)
     space: tuple[ParamSpec, ...] = ()
-    objectives: tuple[Objective, ...] = ()
+    objectives: tuple[Objective, ...] = (Objective("val_mae", "min"),)
     sampler: str = "tpe"
     num_samples: int = 20
     search_seed: int = 0
     scheduler: Scheduler = Scheduler()
-    # ablations
-    seeds: tuple[int, ...] = ()
+    user_fixed: Mapping[str, Any] = field(default_factory=dict)  # `fixed` without the smoke settings
+
+    @property
+    def total_trials(self) -> int:
+        return self.num_samples * len(self.datasets)
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "fixed": dict(self.fixed),
+            "space": [p.as_dict() | {"name": p.name} for p in self.space],
+            "objectives": [[o.metric, o.mode] for o in self.objectives],
+            "sampler": self.sampler,
+            "num_samples": self.num_samples,
+            "search_seed": self.search_seed,
+            "scheduler": [self.scheduler.type, self.scheduler.grace_period, self.scheduler.reduction_factor],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationSpec(CampaignSpec):
+    """An ablation campaign: every variant x dataset x seed is one trial.
+
+    A trial's settings are `dataset_base[dataset]` (from `base_from`'s best configuration of
+    that dataset) <- `base` <- the variant's overrides; the model applies the variant's own
+    switches last, so an ablated component stays ablated whatever the base says.
+    """
+
+    kind: ClassVar[str] = "ablation"
+    seeds: tuple[int, ...] = (0,)
     base: Mapping[str, Any] = field(default_factory=dict)
     base_from: str | None = None
+    dataset_base: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reference: str = ""
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def total_trials(self) -> int:
+        return len(self.variants) * len(self.datasets) * len(self.seeds)
+
+    def settings_for(self, dataset: str, display: str, seed: int) -> dict[str, Any]:
+        """The settings of one cell, before the model applies its variant's switches."""
+        return {**self.dataset_base.get(dataset, {}), **self.base, **self.variants[display], "seed": seed}
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "base": dict(self.base),
+            "dataset_base": {k: dict(v) for k, v in self.dataset_base.items()},
+            "variants": {k: dict(v) for k, v in self.variants.items()},
+            "seeds": list(self.seeds),
+        }
+
+
+Campaign = SweepSpec | AblationSpec
+
+
+def identity_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
+    """The first setting in which two spec identities differ ('fixed.lr: 0.001 -> 0.002'), or None."""
+    for key in sorted(set(stored) | set(current)):
+        before, after = stored.get(key), current.get(key)
+        if json.dumps(before, sort_keys=True, default=str) != json.dumps(after, sort_keys=True, default=str):
+            if isinstance(before, Mapping) and isinstance(after, Mapping):
+                inner = identity_difference(before, after)
+                return f"{key}.{inner}" if inner else key
+            return f"{key}: {json.dumps(before, default=str)} -> {json.dumps(after, default=str)}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,19 +255,19 @@ class _Checker:
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (safe_load; never executes anything)."""
+    """Read a YAML file that must hold a mapping (safe loading; never executes anything)."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(path, "", "no such file")
     try:
-        content = yaml.safe_load(path.read_text())
+        content = load_yaml(path.read_text())
+    except UnicodeDecodeError:
+        raise SpecError(path, "", "not a text file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "YAML"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SpecError(path, where, f"invalid YAML: {problem}") from None
-    except UnicodeDecodeError:
-        raise SpecError(path, "", "not a text file") from None
     if content is None:
         raise SpecError(path, "", "the file is empty")
     if not isinstance(content, Mapping):
@@ -183,8 +275,18 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return dict(content)
 
 
-def _open(path: str | Path, keys: tuple[str, ...], other_key: str, other_kind: str, smoke: bool) -> tuple[_Checker, dict[str, Any], dict[str, Any]]:
-    """Read a campaign file, check its top-level keys and the keys every campaign shares.
+def _check_overrides(model: str, overrides: Overrides) -> None:
+    """`--set` values checked on their own first, so that an error names the flag, not the file."""
+    try:
+        plan_run(model, overrides.settings)
+    except ConfigError as error:
+        raise UsageError(f"--set {error.field}: {error.reason}") from None
+    if overrides.num_samples is not None and overrides.num_samples < 1:
+        raise UsageError(f"--num-samples: must be >= 1, got {overrides.num_samples}")
+
+
+def _open(path: str | Path, keys: tuple[str, ...], other_key: str, other_kind: str, overrides: Overrides) -> tuple[_Checker, dict[str, Any], dict[str, Any]]:
+    """Read a campaign file, apply the command line, check the keys every campaign shares.
 
     A file holding `other_key` is most likely the other kind of campaign: the unknown-key
     error then says which command it is for.
@@ -192,10 +294,16 @@ def _open(path: str | Path, keys: tuple[str, ...], other_key: str, other_kind: s
     check = _Checker(path)
     raw = read_mapping(path)
     check.keys(raw, keys, "", f" (this looks like {other_kind})" if other_key in raw else "")
-    return check, raw, _shared(check, raw, smoke)
+    if overrides.datasets is not None:
+        raw["datasets"] = list(overrides.datasets)
+    if overrides.data_options:
+        raw["data_options"] = {**check.mapping(raw.get("data_options"), "data_options"), **overrides.data_options}
+    if overrides.data_dir is not None:
+        raw["data_dir"] = overrides.data_dir
+    return check, raw, _shared(check, raw, overrides)
 
 
-def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]:
+def _shared(check: _Checker, raw: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
     """The keys sweeps and ablations share: name, model, datasets, data, resources, limits."""
     for key in ("name", "model", "datasets"):
         if key not in raw:
@@ -209,6 +317,7 @@ def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]
         model = get_model(raw["model"]).name
     except ConfigError as error:
         raise check.fail("model", error.reason) from None
+    _check_overrides(model, overrides)
     datasets = raw["datasets"]
     if isinstance(datasets, str):
         datasets = [datasets]
@@ -222,11 +331,12 @@ def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]
             raise check.fail(f"datasets[{i}]", str(error)) from None
     if len(set(names)) != len(names):
         raise check.fail("datasets", "lists a dataset twice")
-    if smoke:
-        names = ["synthetic"]
     data_dir = raw.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
         raise check.fail("data_dir", f"must be a path, got {data_dir!r}")
+    data_options = check.mapping(raw.get("data_options"), "data_options")
+    if overrides.smoke:
+        names, data_options = ["synthetic"], {**data_options, **SMOKE_DATA}
     resources = check.mapping(raw.get("resources"), "resources")
     check.keys(resources, ("cpu", "gpu"), "resources")
     cpu = check.number(resources.get("cpu", 1), "resources.cpu", minimum=0)
@@ -234,14 +344,15 @@ def _shared(check: _Checker, raw: dict[str, Any], smoke: bool) -> dict[str, Any]
     if cpu == 0 and gpu == 0:
         raise check.fail("resources", "a trial needs some cpu or gpu")
     return {
-        "name": name,
+        "name": name + (SMOKE_SUFFIX if overrides.smoke else ""),
         "model": model,
         "datasets": tuple(names),
         "data_dir": data_dir,
-        "data_options": check.mapping(raw.get("data_options"), "data_options"),
+        "data_options": data_options,
         "resources": Resources(float(cpu), float(gpu)),
         "max_concurrent": check.number(raw.get("max_concurrent", 4), "max_concurrent", integer=True, minimum=1),
         "max_failures": check.number(raw.get("max_failures", 2), "max_failures", integer=True, minimum=0),
+        "smoke": overrides.smoke,
         "raw": raw,
     }
 
@@ -340,11 +451,26 @@ def _objectives(check: _Checker, raw: Any) -> tuple[Objective, ...]:
     return tuple(out)
 
 
-def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
-    """Read and validate a sweep file (see search_spaces/*.yaml)."""
-    check, raw, shared = _open(path, SWEEP_KEYS, "variants", "an ablation file: run python -m harness.ablate", smoke)
+def _scheduler(check: _Checker, raw: Any, objectives: tuple[Objective, ...]) -> Scheduler:
+    scheduler_raw = check.mapping(raw, "search.scheduler")
+    check.keys(scheduler_raw, ("type", "grace_period", "reduction_factor"), "search.scheduler")
+    scheduler_type = scheduler_raw.get("type", "fifo")
+    if scheduler_type not in SCHEDULERS:
+        raise check.fail("search.scheduler.type", f"unknown scheduler {scheduler_type!r}; valid: {', '.join(SCHEDULERS)}")
+    if scheduler_type == "asha" and (len(objectives) > 1 or objectives[0].metric not in EPOCH_METRICS):
+        raise check.fail("search.scheduler.type", f"asha stops trials on a per-epoch metric: use one objective among {', '.join(EPOCH_METRICS)}")
+    return Scheduler(
+        scheduler_type,
+        check.number(scheduler_raw.get("grace_period", 5), "search.scheduler.grace_period", integer=True, minimum=1),
+        check.number(scheduler_raw.get("reduction_factor", 3), "search.scheduler.reduction_factor", minimum=1.01),
+    )
+
+
+def parse_sweep(path: str | Path, overrides: Overrides = Overrides()) -> SweepSpec:
+    """Read and validate a sweep file (see search_spaces/*.yaml) with the command line's overrides."""
+    check, raw, shared = _open(path, SWEEP_KEYS, "variants", "an ablation file: run python -m harness.ablate", overrides)
     model = shared["model"]
-    fixed = check.mapping(raw.get("fixed"), "fixed")
+    fixed = {**check.mapping(raw.get("fixed"), "fixed"), **overrides.settings}
     check.settings(model, fixed, "fixed")
     valid = set(field_names(get_model(model).config_cls)) | set(TRAIN_FIELDS)
     space_raw = check.mapping(raw.get("space"), "space", allow_none=False) if "space" in raw else None
@@ -355,7 +481,7 @@ def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
         if name not in valid:
             raise check.fail(f"space.{name}", f"not a setting of model {model} or of the training loop; valid: {', '.join(sorted(valid))}")
         if name in fixed:
-            raise check.fail(f"space.{name}", "is also in `fixed`")
+            raise check.fail(f"space.{name}", "is also in `fixed`" + (" (set by --set)" if name in overrides.settings else ""))
         space[name] = _param(check, name, spec, space)
     for param in space.values():  # each extreme value must be a valid setting
         for probe in _probes(param, space):
@@ -371,29 +497,20 @@ def parse_sweep(path: str | Path, smoke: bool = False) -> Campaign:
     if sampler == "grid" and any(isinstance(p.low, str) or isinstance(p.high, str) for p in space.values()):
         raise check.fail("search.sampler", "grid cannot search a conditional space (a bound names another parameter)")
     num_samples = check.number(search.get("num_samples", 20), "search.num_samples", integer=True, minimum=1)
+    if overrides.num_samples is not None:
+        num_samples = overrides.num_samples
     seed = check.number(search.get("seed", 0), "search.seed", integer=True)
-    scheduler_raw = check.mapping(search.get("scheduler"), "search.scheduler")
-    check.keys(scheduler_raw, ("type", "grace_period", "reduction_factor"), "search.scheduler")
-    scheduler_type = scheduler_raw.get("type", "fifo")
-    if scheduler_type not in SCHEDULERS:
-        raise check.fail("search.scheduler.type", f"unknown scheduler {scheduler_type!r}; valid: {', '.join(SCHEDULERS)}")
-    if scheduler_type == "asha" and (len(objectives) > 1 or objectives[0].metric not in EPOCH_METRICS):
-        raise check.fail("search.scheduler.type", f"asha stops trials on a per-epoch metric: use one objective among {', '.join(EPOCH_METRICS)}")
-    scheduler = Scheduler(
-        scheduler_type,
-        check.number(scheduler_raw.get("grace_period", 5), "search.scheduler.grace_period", integer=True, minimum=1),
-        check.number(scheduler_raw.get("reduction_factor", 3), "search.scheduler.reduction_factor", minimum=1.01),
-    )
-    if smoke:
+    scheduler = _scheduler(check, search.get("scheduler"), objectives)
+    user_fixed = dict(fixed)
+    if overrides.smoke:
         fixed = {**fixed, **SMOKE_SETTINGS}
         num_samples = min(num_samples, SMOKE_TRIALS)
-        shared["data_options"] = dict(SMOKE_DATA)
         if scheduler.type == "asha":
             scheduler = Scheduler("asha", 1, scheduler.reduction_factor)
-    return Campaign(
-        kind="sweep",
+    return SweepSpec(
         source=str(path),
         fixed=fixed,
+        user_fixed=user_fixed,
         space=tuple(space.values()),
         objectives=objectives,
         sampler=sampler,
@@ -425,10 +542,38 @@ def _probes(param: ParamSpec, space: dict[str, ParamSpec]) -> list[dict[str, Any
 # Ablations.
 
 
-def parse_ablation(path: str | Path, smoke: bool = False) -> Campaign:
-    """Read and validate an ablation campaign file (see ablations/*.yaml)."""
-    check, raw, shared = _open(path, ABLATION_KEYS, "space", "a sweep file: run python -m harness.sweep", smoke)
-    model = shared["model"]
+def read_best_config(check: _Checker, base_from: Any, spec_path: str | Path, model: str, datasets: tuple[str, ...], smoke: bool) -> dict[str, dict[str, Any]]:
+    """Each dataset's base settings from a sweep's best.yaml (`base_from`).
+
+    A dataset the sweep searched gets its own best configuration; any other gets the file's
+    overall `config`. A best.yaml of a --smoke sweep is only accepted by a --smoke campaign.
+    """
+    if not isinstance(base_from, str):
+        raise check.fail("base_from", f"must be a path to a sweep's best.yaml, got {base_from!r}")
+    best_path = Path(base_from)
+    if not best_path.is_absolute() and not best_path.exists():
+        best_path = Path(spec_path).parent / base_from
+    if not best_path.is_file():
+        raise check.fail("base_from", f"no such file: {base_from}")
+    best = read_mapping(best_path)
+    if best.get("model", model) != model:
+        raise check.fail("base_from", f"{best_path} is a configuration of model {best.get('model')}, not {model}")
+    if best.get("smoke") and not smoke:
+        raise check.fail("base_from", f"{best_path} comes from a --smoke sweep (chosen on tiny data); use a real sweep's best.yaml or run with --smoke")
+    overall = check.mapping(best.get("config", {}), f"base_from ({best_path}).config")
+    per_dataset = check.mapping(best.get("per_dataset"), f"base_from ({best_path}).per_dataset")
+    bases = {}
+    for dataset in datasets:
+        entry = check.mapping(per_dataset.get(dataset, {}), f"base_from ({best_path}).per_dataset.{dataset}")
+        config = check.mapping(entry.get("config", overall), f"base_from ({best_path}).per_dataset.{dataset}.config")
+        bases[dataset] = {k: v for k, v in config.items() if k != "seed"}
+    return bases
+
+
+def parse_ablation(path: str | Path, overrides: Overrides = Overrides()) -> AblationSpec:
+    """Read and validate an ablation campaign file (see ablations/*.yaml) with the command line's overrides."""
+    check, raw, shared = _open(path, ABLATION_KEYS, "space", "a sweep file: run python -m harness.sweep", overrides)
+    model, datasets = shared["model"], shared["datasets"]
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
@@ -438,47 +583,36 @@ def parse_ablation(path: str | Path, smoke: bool = False) -> Campaign:
         check.number(seed, f"seeds[{i}]", integer=True)
     if len(set(seeds)) != len(seeds):
         raise check.fail("seeds", "lists a seed twice")
-    base = {}
     base_from = raw.get("base_from")
-    if base_from is not None:
-        if not isinstance(base_from, str):
-            raise check.fail("base_from", f"must be a path to a sweep's best.yaml, got {base_from!r}")
-        best_path = Path(base_from)
-        if not best_path.is_absolute() and not best_path.exists():
-            best_path = Path(path).parent / base_from
-        if not best_path.is_file():
-            raise check.fail("base_from", f"no such file: {base_from}")
-        best = read_mapping(best_path)
-        base.update(check.mapping(best.get("config", best), f"base_from ({best_path})"))
-        if best.get("model", model) != model:
-            raise check.fail("base_from", f"{best_path} is a configuration of model {best.get('model')}, not {model}")
-    base.update(check.mapping(raw.get("base"), "base"))
+    dataset_base = read_best_config(check, base_from, path, model, datasets, overrides.smoke) if base_from is not None else {}
+    base = {**check.mapping(raw.get("base"), "base"), **overrides.settings}
     if "seed" in base:
         raise check.fail("base.seed", "seeds come from the `seeds` list")
-    check.settings(model, base, "base")
+    for dataset in datasets:
+        check.settings(model, {**dataset_base.get(dataset, {}), **base}, "base")
     variants_raw = check.mapping(raw.get("variants"), "variants", allow_none=False) if "variants" in raw else None
     if not variants_raw:
         raise check.fail("variants", "missing or empty: name at least one variant")
     variants: dict[str, dict[str, Any]] = {}
-    for display, overrides in variants_raw.items():
-        overrides = check.mapping(overrides, f"variants.{display}")
-        if "seed" in overrides:
+    for display, variant_overrides in variants_raw.items():
+        variant_overrides = check.mapping(variant_overrides, f"variants.{display}")
+        if "seed" in variant_overrides:
             raise check.fail(f"variants.{display}.seed", "seeds come from the `seeds` list")
-        check.settings(model, {**base, **overrides}, f"variants.{display}")
-        variants[str(display)] = overrides
+        for dataset in datasets:
+            check.settings(model, {**dataset_base.get(dataset, {}), **base, **variant_overrides}, f"variants.{display}")
+        variants[str(display)] = variant_overrides
     reference = raw.get("reference", next(iter(variants)))
     if reference not in variants:
         raise check.fail("reference", f"{reference!r} is not among the variants: {', '.join(variants)}")
-    if smoke:
+    if overrides.smoke:
         base = {**base, **SMOKE_SETTINGS}
         seeds = seeds[:SMOKE_SEEDS]
-        shared["data_options"] = dict(SMOKE_DATA)
-    return Campaign(
-        kind="ablation",
+    return AblationSpec(
         source=str(path),
         seeds=tuple(seeds),
         base=base,
         base_from=base_from,
+        dataset_base=dataset_base,
         reference=str(reference),
         variants=variants,
         **shared,

@@ -8,41 +8,40 @@ settings and seed). Those inputs are hashed into a key; the teacher lives in
     <cache_dir>/<key>/train.lock    present while someone trains it
 
 The cache folder sits inside the campaign's storage, so trials on several processes or cluster
-nodes sharing a filesystem share it. The lock is a file created with O_CREAT | O_EXCL (atomic on
-local filesystems and NFS v3+) holding the trainer's host, pid and start time; a heartbeat thread
-rewrites it with a growing beat count while training (content, not only mtime, so NFS attribute
-caching cannot hide a beat). A waiter polls; it breaks the lock and trains itself when the
-trainer's process is gone (same host) or when the lock has not changed for `stale_after_s`
-seconds of the waiter's own clock (so clock skew between nodes does not matter).
-Since teacher.pt only ever appears whole, a crashed trainer leaves nothing loadable; a
-teacher.pt that does not load is treated as absent and trained again.
+nodes sharing a filesystem share it. Training is serialised by a `harness.locks.HeartbeatLock`:
+a waiter polls, and breaks the lock and trains itself when the trainer is gone or its heartbeat
+stopped for `stale_after_s` seconds. Since teacher.pt only ever appears whole, a crashed trainer
+leaves nothing loadable; a teacher.pt that does not load is treated as absent and trained again.
+The key includes a hash of the teacher's own code (`harness.provenance.model_code_version`), so
+an edit of the teacher trains it again instead of reusing stale weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import pickle
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from harness.data import PreparedData
-from harness.records import write_json
+from harness.locks import HeartbeatLock, LockOwner, LockWatch, read_owner
+from harness.provenance import model_code_version
+from harness.records import now, write_json
 from harness.train import TrainConfig, fit
 from models.base import ForecastModel
 from models.config import as_dict
 from models.registry import build_model, get_model
 
-CACHE_FORMAT = 1  # part of the key: bump when the stored layout or the teacher's code changes meaning
+CACHE_FORMAT = 2  # part of the key: bump when the stored layout changes meaning
 WEIGHTS_FILE = "teacher.pt"
 META_FILE = "meta.json"
 LOCK_FILE = "train.lock"
@@ -57,9 +56,11 @@ def teacher_key_inputs(
     meta = data.meta()
     train = as_dict(train_config)
     train.pop("device")
+    entry = get_model(teacher_name)
     return {
         "format": CACHE_FORMAT,
         "teacher": teacher_name,
+        "code": model_code_version(inspect.getfile(entry.build)),
         "config": as_dict(get_model(teacher_name).make_config(teacher_overrides)),
         "dataset": meta.name,
         "fingerprint": data.fingerprint,
@@ -74,135 +75,6 @@ def teacher_key(inputs: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of the key inputs."""
     canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class LockOwner:
-    """Who holds a training lock, as written in the lock file."""
-
-    host: str
-    pid: int
-    started: str
-
-    @classmethod
-    def me(cls) -> LockOwner:
-        return cls(socket.gethostname(), os.getpid(), datetime.now(UTC).isoformat(timespec="seconds"))
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pid} (since {self.started})"
-
-
-def lock_content(owner: LockOwner, beats: int) -> str:
-    """What a lock file holds: its owner and how many heartbeats it has made."""
-    return json.dumps({"owner": asdict(owner), "heartbeat": beats})
-
-
-class TrainingLock:
-    """The exclusive right to train one teacher; a heartbeat thread keeps it fresh."""
-
-    def __init__(self, path: Path, owner: LockOwner, heartbeat_s: float):
-        self.path = path
-        self.owner = owner
-        self._stop = threading.Event()
-        self._heartbeat = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True)
-
-    @classmethod
-    def acquire(cls, path: Path, heartbeat_s: float) -> TrainingLock | None:
-        """Create the lock file exclusively; None when someone else holds it."""
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return None
-        lock = cls(path, LockOwner.me(), heartbeat_s)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(lock_content(lock.owner, 0))
-        lock._heartbeat.start()
-        return lock
-
-    def _beat(self, interval_s: float) -> None:
-        beats = 0
-        while not self._stop.wait(interval_s):
-            beats += 1
-            try:
-                fd = os.open(self.path, os.O_WRONLY)  # no O_CREAT: never revive a lock a waiter broke
-            except FileNotFoundError:
-                return
-            with os.fdopen(fd, "w") as handle:
-                handle.write(lock_content(self.owner, beats))
-                handle.truncate()
-
-    def release(self) -> None:
-        """Stop the heartbeat and remove the lock file."""
-        self._stop.set()
-        self._heartbeat.join()
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> TrainingLock:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def read_owner(path: Path) -> LockOwner | None:
-    """The owner written in a lock file; None when it is unreadable or not written yet."""
-    try:
-        return LockOwner(**json.loads(path.read_text())["owner"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-class LockWatch:
-    """A waiter's view of someone else's lock: stale when its process is gone or the lock (its
-    mtime and heartbeat count) has not changed for `stale_after_s` of this process's clock."""
-
-    def __init__(self, path: Path, stale_after_s: float):
-        self.path = path
-        self.stale_after_s = stale_after_s
-        self._seen: tuple[int, str] | None = None
-        self._seen_at = 0.0
-
-    def _signature(self) -> tuple[int, str] | None:
-        try:
-            return self.path.stat().st_mtime_ns, self.path.read_text()
-        except FileNotFoundError:
-            return None
-
-    def stale_reason(self) -> str | None:
-        """Why the lock is stale, or None while it looks alive (or is gone)."""
-        signature = self._signature()
-        if signature is None:
-            return None
-        now = time.monotonic()
-        if signature != self._seen:
-            self._seen, self._seen_at = signature, now
-        owner = read_owner(self.path)
-        if owner is not None and owner.host == socket.gethostname() and not process_alive(owner.pid):
-            return f"its trainer {owner} is no longer running"
-        if now - self._seen_at > self.stale_after_s:
-            return f"its heartbeat stopped {now - self._seen_at:.0f} s ago (trainer {owner or 'unknown'})"
-        return None
-
-    def break_if_unchanged(self) -> None:
-        """Remove the lock, unless it changed since it was judged stale (a new trainer took it).
-
-        Two waiters breaking the same stale lock at the same instant may both train; both
-        results are whole and equivalent, so this costs time, never correctness.
-        """
-        if self._seen is not None and self._signature() == self._seen:
-            self.path.unlink(missing_ok=True)
-        self._seen = None
 
 
 def _build(teacher_name: str, teacher_overrides: Mapping[str, Any], data: PreparedData, seed: int) -> ForecastModel:
@@ -268,7 +140,7 @@ def _train(
             "best_val_mae": result.best_val_mae,
             "train_seconds": result.train_seconds,
             "trained_by": asdict(LockOwner.me()),
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trained_at": now(),
         },
     )
     _save_atomically({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / WEIGHTS_FILE)
@@ -319,7 +191,7 @@ def obtain_teacher(
         model = stored()
         if model is not None:
             return model, "reused"
-        lock = TrainingLock.acquire(lock_path, heartbeat_s=min(5.0, stale_after_s / 4.0))
+        lock = HeartbeatLock.acquire(lock_path, heartbeat_s=min(5.0, stale_after_s / 4.0))
         if lock is not None:
             with lock:
                 model = stored()  # someone may have finished between our look and our lock

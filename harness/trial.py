@@ -1,44 +1,53 @@
-"""One Ray Tune trial: resolve its settings, train with per-epoch reports and checkpoints,
-leave its artifacts, and reuse an identical finished trial from the result cache.
+"""The Ray Tune trainable of every campaign: plan the trial, train it with per-epoch reports and
+checkpoints, and write its record.
 
-A trial's config is either a sweep's sampled hyperparameters plus {"dataset": name}, or an
-ablation's {"cell": {"dataset", "display", "seed", "overrides"}}, or either of these under
-{"recovered": ...} when a crash cost a trial its checkpoint. Everything else comes from
-the `TrialContext` the campaign binds with `tune.with_parameters`, together with the prepared
-datasets (put into the object store once by the driver and shared zero-copy by all trials).
+A trial's Tune config is a grid cell ({"cell": {...}}, see harness.ledger) or a sweep's sampled
+values plus {"dataset": name}. Everything else comes from the `TrialContext` the campaign binds
+with `tune.with_parameters`, together with the prepared datasets (put into the object store once
+by the driver and shared zero-copy by all trials).
+
+The trial writes its own record: "running" when it starts, final when it ends (ok, diverged, or
+failed when its settings are invalid in combination), and a progress snapshot with its curve
+after every epoch (records/progress/), from which the driver writes the record of a trial that
+the scheduler prunes, that crashes, or that an interrupt stops. Nothing here is model-specific:
+a model's artifacts come from the hook on its registry entry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import dataclasses
 import math
-import shutil
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import ray
+import torch
 from ray import tune
 
+from harness.cache import artifact_path, identity_key, lookup, publish, reuse, weights_path
 from harness.data import PreparedData
-from harness.experiment import RunPlan, plan_run, run_planned
-from harness.records import write_json
+from harness.experiment import run_planned
+from harness.ledger import CELL_KEY, DATASET_KEY
+from harness.plan import RunPlan, plan_run
+from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, load_record, now, record_path, record_row, write_json, write_record
 from harness.train import TrainState
-from models.base import ForecastModel
-from models.hephaestus import Hephaestus, routing_probabilities
+from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"
-RECOVERED = "recovered"  # config key of a trial re-run with the settings of one lost in a crash
-ROUTING_WINDOWS = 288  # one day of 5-minute test windows
+PROGRESS_FOLDER = "progress"
 
 
 @dataclass(frozen=True)
 class TrialContext:
-    """What every trial of a campaign shares (small, picklable)."""
+    """What every trial of a campaign shares (small, picklable).
+
+    fixed: a sweep's fixed settings (grid cells carry their own); checkpoint_every: save a
+    checkpoint every N epochs (and always at the last one).
+    """
 
     campaign: str
     model: str
@@ -47,159 +56,173 @@ class TrialContext:
     storage_root: str
     code_version: str
     use_cache: bool = True
+    checkpoint_every: int = 1
 
 
-def identity_key(model: str, settings: dict[str, Any], data: PreparedData, code_version: str) -> str:
-    """A trial's full identity: model, resolved settings (seed included), data content, code."""
-    settings = {k: v for k, v in settings.items() if k != "device"}
-    payload = {"model": model, "settings": settings, "data": data.fingerprint, "segments": data.segments, "code": code_version}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+@dataclass(frozen=True)
+class TrialRequest:
+    """What a Tune config asks for: the dataset, the settings before planning, and labels."""
+
+    dataset: str
+    settings: dict[str, Any]
+    display: str = ""
+    seed: int | None = None
+    cell: str = ""
+    varied: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The nested record of run_planned as the flat metrics trials.csv and Tune use."""
-    flat: dict[str, Any] = {
-        key: record.get(key)
-        for key in ("status", "reason", "teacher", "epochs", "best_epoch", "parameters", "train_s_per_iter", "infer_ms", "peak_mem_mb", "wall_s")
-    }
-    for split in ("val", "test"):
-        metrics = record.get(split) or {}
-        for name in ("mae", "rmse", "mape"):
-            flat[f"{split}_{name}"] = metrics.get("overall", {}).get(name, math.nan)
-            if split == "test":
-                for h in (3, 6, 12):
-                    flat[f"test_{name}_h{h}"] = metrics.get(f"horizon_{h}", {}).get(name, math.nan)
-    return flat
+def trial_request(config: dict[str, Any], fixed: dict[str, Any]) -> TrialRequest:
+    """Read a trial's Tune config (a grid cell, or a sweep's sample plus its dataset)."""
+    if CELL_KEY in config:
+        cell = config[CELL_KEY]
+        return TrialRequest(cell["dataset"], dict(cell["settings"]), cell["display"], cell["seed"], cell["key"])
+    sampled = {k: v for k, v in config.items() if k != DATASET_KEY}
+    return TrialRequest(config[DATASET_KEY], {**fixed, **sampled}, varied=sampled)
 
 
-def routing_artifact(model: ForecastModel, data: PreparedData, batch_size: int) -> dict[str, np.ndarray] | None:
-    """Router probabilities over one day of test windows (HEPHAESTUS' routing case study)."""
-    if not isinstance(model, Hephaestus):
-        return None
-    split = data.split("test")
-    windows = np.arange(min(ROUTING_WINDOWS, len(split)))
-    history, target = split.batch(windows)
-    probabilities, tod = routing_probabilities(model, history, batch_size)
-    return {
-        "gate_probs": probabilities,  # (S, M)
-        "tod": tod,  # time of day (0..287) of each window's last input step
-        "target": target[:, 0, :].mean(axis=1),  # the next reading, averaged over sensors
-        "patch_sizes": np.asarray(model.patch_sizes, dtype=np.int64),
-    }
+def progress_path(campaign_dir: Path, trial_id: str) -> Path:
+    """The running trial's latest snapshot (its record with the curve so far)."""
+    return Path(campaign_dir) / RECORDS_FOLDER / PROGRESS_FOLDER / f"{trial_id}.json"
 
 
-def resolve_trial_config(config: dict[str, Any], context: TrialContext) -> tuple[str, str, dict[str, Any]]:
-    """(dataset, display name, settings) of a trial's Tune config."""
-    config = config.get(RECOVERED, config)  # a trial run again after a crash carries its config
-    if "cell" in config:
-        cell = config["cell"]
-        return cell["dataset"], cell["display"], {**context.fixed, **cell["overrides"], "seed": cell["seed"]}
-    sampled = {k: v for k, v in config.items() if k != "dataset"}
-    return config["dataset"], "", {**context.fixed, **sampled}
+def latest_known(campaign_dir: Path, trial_id: str) -> TrialRecord | None:
+    """What is on disk about a trial: its progress snapshot, else its record."""
+    return load_record(progress_path(campaign_dir, trial_id)) or load_record(record_path(campaign_dir, trial_id))
 
 
-def _for_tune(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Tune wants numbers where our records say None (not measured)."""
-    return {k: (math.nan if v is None else v) for k, v in metrics.items()}
+def start_record(request: TrialRequest, context: TrialContext, trial_id: str, node: str) -> TrialRecord:
+    """The record of a trial starting now; a retried or resumed trial keeps its history."""
+    record = TrialRecord(
+        campaign=context.campaign, trial_id=trial_id, model=context.model, dataset=request.dataset,
+        variant_display=request.display, seed=request.seed, cell=request.cell, varied=request.varied,
+        settings=request.settings, started=now(), nodes=[node],
+    )
+    previous = latest_known(Path(context.campaign_dir), trial_id)
+    if previous is None or previous.final:
+        return record
+    nodes = previous.nodes if previous.nodes[-1:] == [node] else [*previous.nodes, node]
+    return dataclasses.replace(record, started=previous.started or record.started, nodes=nodes, retries=previous.retries,
+                               last_error=previous.last_error, notes=list(previous.notes))
 
 
-def _atomic_copy(source: Path, target: Path) -> None:
-    """Copy a file so that no reader ever sees it half-written (temp file, then rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
+def tune_metrics(record: TrialRecord) -> dict[str, Any]:
+    """A record's final report to Tune: its metrics (NaN where not measured) and fate."""
+    row = record_row(record)
+    metrics = {name: math.nan if row[name] is None else row[name] for name in METRIC_COLUMNS + COST_COLUMNS}
+    return {**metrics, "epoch": record.epochs, "status": record.status, "reason": record.reason, "final": True}
 
 
-def _report_epoch(record: dict[str, Any], state: TrainState) -> None:
-    # Tune checks that every reported result holds the objective metrics; the cost metrics a
-    # multi-objective sweep may optimise are only measured at the end, so they are NaN here.
-    metrics = {**record, "final": False, "parameters": math.nan, "infer_ms": math.nan, "train_s_per_iter": math.nan, "peak_mem_mb": math.nan}
-    with tempfile.TemporaryDirectory() as folder:
-        torch.save(state.to_dict(), Path(folder) / CHECKPOINT_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+def finish(record: TrialRecord, context: TrialContext) -> None:
+    """Write the final record, drop the progress snapshot, and give Tune the final report."""
+    campaign_dir = Path(context.campaign_dir)
+    write_record(campaign_dir, record)
+    progress_path(campaign_dir, record.trial_id).unlink(missing_ok=True)
+    tune.report(tune_metrics(record))
 
 
-def _resume_state() -> TrainState | None:
+class EpochReporter:
+    """The training loop's per-epoch callback: progress snapshot, Tune report, checkpoint."""
+
+    def __init__(self, record: TrialRecord, context: TrialContext, max_epochs: int):
+        self.record, self.context, self.max_epochs = record, context, max_epochs
+        self.path = progress_path(Path(context.campaign_dir), record.trial_id)
+
+    def __call__(self, row: dict[str, Any], state: TrainState) -> None:
+        snapshot = dataclasses.replace(self.record, epochs=state.epoch, best_epoch=state.best_epoch or None, curve=list(state.history))
+        write_record_to(self.path, snapshot)
+        # Tune checks that every result holds the objective metrics; the cost metrics a
+        # multi-objective sweep may optimise are only measured at the end, so they are NaN here.
+        metrics = {**row, **{name: math.nan for name in COST_COLUMNS}, "final": False}
+        if state.epoch % self.context.checkpoint_every and state.epoch < self.max_epochs:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state.to_dict(), Path(folder) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def write_record_to(path: Path, record: TrialRecord) -> None:
+    """A progress snapshot (not flushed to disk: the next epoch replaces it anyway)."""
+    write_json(path, record.to_dict(), durable=False)
+
+
+def resume_state() -> tuple[TrainState | None, str]:
+    """The state to continue from (Tune's latest checkpoint of this trial), and a note when a
+    damaged checkpoint made the trial start from scratch instead."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        return None
-    with checkpoint.as_directory() as folder:
-        return TrainState.from_dict(torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True))
+        return None, ""
+    try:
+        with checkpoint.as_directory() as folder:
+            state = TrainState.from_dict(torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True))
+        return state, f"resumed from its checkpoint after epoch {state.epoch}"
+    except Exception as error:  # a damaged checkpoint of any kind: never fail the trial for it
+        return None, f"its checkpoint could not be read ({type(error).__name__}: {str(error)[:120]}); restarted from scratch"
 
 
-def _save_artifacts(result_model: ForecastModel, data: PreparedData, plan: RunPlan, campaign_dir: Path, trial_id: str, record: dict[str, Any]) -> list[Path]:
-    """The trained weights and, for routed models, the routing case-study data."""
-    paths = []
-    weights = campaign_dir / "models" / f"{trial_id}.pt"
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    torch.save({"model": plan.entry.name, "settings": plan.settings(), "state_dict": result_model.state_dict()}, tmp)
-    tmp.replace(weights)
-    paths.append(weights)
-    routing = routing_artifact(result_model, data, plan.train_config.batch_size) if record["status"] == "ok" else None
-    if routing is not None:
-        target = campaign_dir / "artifacts" / trial_id / "routing.npz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(target.with_suffix(".tmp.npz"), **routing)
-        target.with_suffix(".tmp.npz").replace(target)
-        paths.append(target)
+def save_outputs(model: ForecastModel, plan: RunPlan, data: PreparedData, record: TrialRecord, campaign_dir: Path) -> dict[str, str]:
+    """The trained weights and the model's artifacts (its registry hook, on one day of test
+    windows); returns the artifacts' paths by kind, relative to the campaign folder."""
+    weights = campaign_dir / weights_path(record.trial_id)
+    _atomic_save(weights, lambda path: torch.save({"model": plan.entry.name, "settings": plan.settings(), "state_dict": model.state_dict()}, path))
+    if record.status != "ok" or plan.entry.artifacts is None:
+        return {}
+    split = data.split("test")
+    history, target = split.batch(np.arange(min(data.meta().steps_per_day, len(split))))
+    paths = {}
+    for kind, arrays in plan.entry.artifacts(model, history, target, plan.train_config.batch_size).items():
+        relative = artifact_path(record.trial_id, kind)
+        _atomic_save(campaign_dir / relative, lambda path, arrays=arrays: np.savez(path, **arrays))
+        paths[kind] = str(relative)
     return paths
 
 
-def _reuse_cached(entry_dir: Path, campaign_dir: Path, trial_id: str) -> dict[str, Any]:
-    """Copy a cached trial's artifacts into this campaign and return its final metrics."""
-    final = json.loads((entry_dir / "record.json").read_text())
-    for source in entry_dir.glob("*"):
-        if source.name == "model.pt":
-            target = campaign_dir / "models" / f"{trial_id}.pt"
-        elif source.name == "routing.npz":
-            target = campaign_dir / "artifacts" / trial_id / "routing.npz"
-        else:
-            continue
-        if not target.exists():  # a resumed trial may already have its own copy
-            _atomic_copy(source, target)
-    return {**_for_tune(final), "cached": True}
-
-
-def _store_cached(entry_dir: Path, final: dict[str, Any], artifacts: list[Path]) -> None:
-    """Publish a finished trial in the cache: files first, the record (the commit mark) last."""
-    for path in artifacts:
-        _atomic_copy(path, entry_dir / ("model.pt" if path.suffix == ".pt" else "routing.npz"))
-    write_json(entry_dir / "record.json", final)
+def _atomic_save(target: Path, save) -> None:
+    """Call save(temp_path) for a uniquely named temp file beside `target`, then rename it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(fd)
+    try:
+        save(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str, PreparedData]) -> None:
-    """The Ray Tune trainable of every campaign (sweeps and ablations alike)."""
-    dataset, display, settings = resolve_trial_config(config, context)
-    data = datasets[dataset]
-    plan = plan_run(context.model, settings)
+    """The Ray Tune trainable of every campaign."""
     trial_id = tune.get_context().get_trial_id()
-    campaign_dir = Path(context.campaign_dir)
-    key = identity_key(plan.entry.name, plan.settings(), data, context.code_version)
-    entry_dir = Path(context.storage_root) / "cache" / key
-    identity = {
-        "dataset": dataset,
-        "variant": plan.variant,
-        "variant_display": display,
-        "seed": plan.train_config.seed,
-        "identity": key,
-        "node": ray.get_runtime_context().get_node_id()[:12],
-    }
-
-    if context.use_cache and (entry_dir / "record.json").is_file():
-        tune.report({**_reuse_cached(entry_dir, campaign_dir, trial_id), **identity, "final": True})
+    campaign_dir, storage_root = Path(context.campaign_dir), Path(context.storage_root)
+    request = trial_request(config, context.fixed)
+    record = start_record(request, context, trial_id, ray.get_runtime_context().get_node_id()[:12])
+    try:
+        plan = plan_run(context.model, request.settings)
+    except ConfigError as error:  # valid alone, invalid in combination: a failed record, the campaign goes on
+        finish(record.finish("failed", f"invalid settings: {error}"), context)
+        return
+    data = datasets[request.dataset]
+    key = identity_key(plan.entry.name, plan.settings(), data.fingerprint, data.segments, context.code_version)
+    record = dataclasses.replace(
+        record, variant=plan.variant, variant_display=request.display or plan.entry.variant(plan.variant).display,
+        seed=plan.train_config.seed, settings=plan.settings(), identity=key,
+    )
+    cached = lookup(storage_root, key) if context.use_cache else None
+    if cached is not None:
+        finish(reuse(storage_root, key, cached, record, campaign_dir), context)
         return
 
+    write_record(campaign_dir, record, durable=False)
+    resume, note = resume_state()
+    if note:
+        record = dataclasses.replace(record, notes=[*record.notes, note])
     result = run_planned(
-        plan,
-        data,
-        teacher_cache=Path(context.storage_root) / "teachers",
-        on_epoch_end=_report_epoch,
-        resume=_resume_state(),
+        plan, data, teacher_cache=storage_root / "teachers",
+        on_epoch_end=EpochReporter(record, context, plan.train_config.max_epochs), resume=resume,
     )
-    final = {**flatten_record(result.record), **identity, "cached": False}
-    artifacts = _save_artifacts(result.model, data, plan, campaign_dir, trial_id, result.record)
-    if result.record["status"] == "ok":
-        _store_cached(entry_dir, final, artifacts)
-    tune.report({**_for_tune(final), "final": True})
+    record = dataclasses.replace(record, **result.fields)
+    record = dataclasses.replace(record, artifacts=save_outputs(result.model, plan, data, record, campaign_dir))
+    record = record.finish(record.status, record.reason)
+    if record.status == "ok":
+        publish(storage_root, key, record, campaign_dir)
+    finish(record, context)

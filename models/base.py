@@ -30,6 +30,9 @@ class ConfigError(ValueError):
         self.field = field
         self.reason = message
 
+    def __reduce__(self):  # raised in Ray workers, unpickled in the driver: keep both fields
+        return type(self), (self.field, self.reason)
+
 
 @dataclass(frozen=True)
 class DatasetMeta:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from models.base import ConfigError, DatasetMeta, ForecastModel
 from models.config import apply_overrides, validated
 
@@ -37,12 +39,21 @@ class TeacherLink:
     config: Callable[[Any], dict[str, Any] | None]
 
 
+# artifacts(model, history, target, batch_size) -> {kind: {array name: array}}: what a trained
+# model leaves for the report besides its metrics, computed on one day of test windows
+# (history (S, H, N, 3), target (S, F, N) in raw units). HEPHAESTUS leaves its routing.
+ArtifactHook = Callable[[ForecastModel, np.ndarray, np.ndarray, int], dict[str, dict[str, np.ndarray]]]
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """How to build one registered model.
 
     build(config, meta, teacher) -> ForecastModel; `teacher` is None unless `teacher` is set.
     train_defaults: the training-loop settings the paper uses (lr, batch_size, schedule, ...).
+    artifacts: an optional ArtifactHook (the report draws each kind it knows, e.g. "routing").
+    speed_reference: the variant whose inference time the efficiency table divides by
+        (LightST: its teacher), or None.
     """
 
     name: str
@@ -53,6 +64,8 @@ class ModelEntry:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     needs_graph: bool = False
     teacher: TeacherLink | None = None
+    artifacts: ArtifactHook | None = None
+    speed_reference: str | None = None
 
     def variant(self, name: str) -> Variant:
         """The variant called `name`, or ConfigError listing the valid ones."""

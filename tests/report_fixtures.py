@@ -1,5 +1,6 @@
 """Hand-made campaign folders (the layout of results/README.md) for the report tests: no Ray,
-no training, only the files a campaign leaves behind."""
+no training, only the files a campaign leaves behind: the manifest and one trial record per
+trial (written through harness.records, exactly as trials write them)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.records import TrialRecord, write_record
+
 HORIZONS = ("", "_h3", "_h6", "_h12")
+DATASET_FACTS = {
+    "PEMS04": {"signal": "flow", "interval_minutes": 5}, "PEMS08": {"signal": "flow", "interval_minutes": 5},
+    "METR-LA": {"signal": "speed", "interval_minutes": 5},
+}
 METRIC_COLUMNS = [f"test_{m}{h}" for h in HORIZONS for m in ("mae", "rmse", "mape")]
 TRIAL_COLUMNS = [
     "trial_id", "campaign", "model", "dataset", "variant", "variant_display", "seed",
@@ -43,14 +50,46 @@ def trial_row(trial_id: str, dataset: str, mae: float | None, *, status: str = "
     return row
 
 
+def _number(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def record_from_row(row: Mapping[str, Any], curve: Sequence[Mapping[str, Any]] = ()) -> TrialRecord:
+    """The trial record a trials.csv-shaped row describes."""
+    measures = ("mae", "rmse", "mape")
+    test = {("overall" if h == "" else h.removeprefix("_")): {m: _number(row.get(f"test_{m}{h}")) for m in measures} for h in HORIZONS}
+    settings = {k.removeprefix("config."): (json.loads(v) if isinstance(v, str) and v.startswith("[") else v)
+                for k, v in row.items() if k.startswith("config.")}
+    return TrialRecord(
+        campaign=row["campaign"], trial_id=row["trial_id"], model=row["model"], dataset=row["dataset"], variant=row["variant"],
+        variant_display=row["variant_display"], seed=row["seed"], status=row["status"], reason=row["error"] or "",
+        epochs=row["epochs"], best_epoch=_number(row["best_epoch"]), val={m: _number(row.get(f"val_{m}")) for m in measures},
+        test=test if row["status"] == "ok" else {}, parameters=_number(row["parameters"]),
+        train_s_per_iter=_number(row["train_s_per_iter"]), infer_ms=_number(row["infer_ms"]),
+        peak_mem_mb=_number(row["peak_mem_mb"]), wall_s=_number(row["wall_s"]), settings=settings,
+        cached=bool(row["cached"]), teacher=row["teacher"], started=f"2026-01-01T00:{len(curve):02d}:00+00:00",
+        curve=[{k: v for k, v in point.items() if k != "trial_id"} for point in curve],
+    )
+
+
 def write_campaign(folder: Path, manifest: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
                    curves: Sequence[Mapping[str, Any]] | None = None) -> Path:
-    """Write manifest.json, trials.csv and (when given) curves.csv into `folder`."""
+    """Write manifest.json and one record per row (with its curve, when given) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    by_trial: dict[str, list] = {}
+    for point in curves or []:
+        by_trial.setdefault(point["trial_id"], []).append(point)
+    for row in rows:
+        write_record(folder, record_from_row(row, by_trial.get(row["trial_id"], [])))
+    return folder
+
+
+def write_v1_campaign(folder: Path, manifest: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Path:
+    """A folder of version one of the harness: manifest.json and trials.csv, no records/."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     pd.DataFrame(list(rows)).to_csv(folder / "trials.csv", index=False)
-    if curves is not None:
-        pd.DataFrame(list(curves)).to_csv(folder / "curves.csv", index=False)
     return folder
 
 
@@ -70,15 +109,14 @@ def curves_for(rows: Iterable[Mapping[str, Any]], epochs: int = 6) -> list[dict[
 def write_routing(folder: Path, trial_id: str, experts: Sequence[int] = (1, 2, 3, 6), seed: int = 0) -> None:
     """artifacts/<trial_id>/routing.npz: one day (288 windows) of rush-hour-shaped routing."""
     rng = np.random.default_rng(seed)
-    tod = np.arange(288)
-    hours = tod / 12.0
+    hours = np.arange(288) / 12.0
     rush = np.exp(-((hours - 8) ** 2) / 2) + np.exp(-((hours - 17.5) ** 2) / 3)
     target = 300 + 250 * rush + rng.normal(0, 10, 288)
     logits = np.stack([rush * (len(experts) - k) - k * 0.3 for k in range(len(experts))], axis=1)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     path = folder / "artifacts" / trial_id
     path.mkdir(parents=True, exist_ok=True)
-    np.savez(path / "routing.npz", gate_probs=probs.astype(np.float32), tod=tod, target=target.astype(np.float32),
+    np.savez(path / "routing.npz", gate_probs=probs.astype(np.float32), hour=hours, target=target.astype(np.float32),
              patch_sizes=np.asarray(experts))
 
 
@@ -95,7 +133,9 @@ def ablation_manifest(datasets: Sequence[str], seeds: Sequence[int], model: str 
         "campaign": "fixture-ablation", "kind": "ablation",
         "spec": {"model": model, "datasets": list(datasets), "seeds": list(seeds), "reference": reference,
                  "variants": {display: overrides for display, (_, overrides) in variants.items()}},
-        "git_sha": "0123abc", "versions": {"torch": "2.13", "optuna": "5.0.0"},
+        "git_sha": "0123abc", "versions": {"torch": "2.13", "optuna": "5.0.0"}, "status": "finished",
+        "datasets": {d: DATASET_FACTS.get(d, {}) for d in datasets},
+        "model": {"speed_reference": "teacher" if model == "lightst" else None},
     }
 
 
@@ -139,7 +179,8 @@ def sweep_manifest(objective: Any = MULTI_OBJECTIVE, space: Mapping | None = SWE
     spec: dict[str, Any] = {"model": "hephaestus", "datasets": list(datasets), "objective": objective}
     if space is not None:
         spec["space"] = dict(space)
-    return {"campaign": "fixture-sweep", "kind": "sweep", "spec": spec}
+    return {"campaign": "fixture-sweep", "kind": "sweep", "spec": spec, "status": "finished",
+            "datasets": {d: DATASET_FACTS.get(d, {}) for d in datasets}}
 
 
 def realistic_sweep(folder: Path, trials_per_dataset: int = 30, objective: Any = MULTI_OBJECTIVE,

@@ -75,4 +75,4 @@ def test_accumulator_rejects_mismatched_shapes():
 def test_table_view_keeps_overall_and_horizons_3_6_12():
     acc = MetricAccumulator(12)
     acc.update(torch.ones(1, 12, 1), torch.full((1, 12, 1), 2.0))
-    assert list(table_view(acc.result())) == ["overall", "horizon_3", "horizon_6", "horizon_12"]
+    assert list(table_view(acc.result())) == ["overall", "h3", "h6", "h12"]

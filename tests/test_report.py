@@ -16,7 +16,8 @@ import pytest
 from matplotlib.image import imread
 from scipy import stats
 
-from harness.cli import run_command
+from harness.errors import run_command
+from harness.records import read_records, trials_frame
 from harness.report import build_report
 from harness.report.__main__ import main
 from harness.report.space import space_from_spec
@@ -31,6 +32,7 @@ from report_fixtures import (
     trial_row,
     write_campaign,
     write_routing,
+    write_v1_campaign,
 )
 
 FULL = [18.0, 18.2, 18.4]
@@ -179,7 +181,7 @@ def test_multi_objective_sweep_report_has_sensitivity_importance_history_pareto(
 
 
 def test_pareto_set_holds_exactly_the_non_dominated_finished_trials(sweep_report: Path) -> None:
-    trials = pd.read_csv(sweep_report.parent / "trials.csv")
+    trials = trials_frame(read_records(sweep_report.parent)[0])
     finished = trials[trials["status"] == "ok"]
     expected = set()
     for _, group in finished.groupby("dataset"):
@@ -203,12 +205,15 @@ def test_parameter_named_bound_resolves_to_the_widest_range() -> None:
     assert params["patch_sizes"].choices == ("[1, 2, 3, 6]", "[1, 3, 6, 12]")
 
 
-@pytest.mark.parametrize("case", ["empty file", "header only", "only failed", "no curves", "no space", "bad routing"])
+@pytest.mark.parametrize("case", ["no trials yet", "unreadable record", "only failed", "no curves", "no space", "bad routing"])
 def test_sparse_or_odd_folders_give_a_report_that_says_what_it_skipped(tmp_path: Path, case: str) -> None:
     folder = tmp_path / "c"
-    if case in ("empty file", "header only"):
+    if case == "no trials yet":
         write_campaign(folder, ablation_manifest(["PEMS04"], [0]), [])
-        (folder / "trials.csv").write_text("" if case == "empty file" else "trial_id,dataset,status\n")
+        (folder / "records").mkdir()
+    elif case == "unreadable record":
+        write_campaign(folder, ablation_manifest(["PEMS04"], [0]), [trial_row("t0", "PEMS04", 18.0)])
+        (folder / "records" / "t1.json").write_text("{half a reco")
     elif case == "only failed":
         rows = [trial_row(f"t{seed}", "PEMS04", None, status="failed", seed=seed, error="boom") for seed in range(2)]
         write_campaign(folder, ablation_manifest(["PEMS04"], [0, 1]), rows)
@@ -222,15 +227,15 @@ def test_sparse_or_odd_folders_give_a_report_that_says_what_it_skipped(tmp_path:
         write_campaign(folder, ablation_manifest(["PEMS04"], [0, 1]), rows, None if case == "no curves" else curves_for(rows))
         if case == "bad routing":
             (folder / "artifacts" / "t0").mkdir(parents=True)
-            np.savez(folder / "artifacts" / "t0" / "routing.npz", gate_probs=np.ones((4, 2)), tod=np.arange(3))
+            np.savez(folder / "artifacts" / "t0" / "routing.npz", gate_probs=np.ones((4, 2)), hour=np.arange(3))
     report = build_report(folder)
     index = (report / "index.md").read_text()
     assert not (report / "errors.log").exists(), (report / "errors.log").read_text()
     expected_reason = {
-        "empty file": "trials.csv is empty",
-        "header only": "ablation table: no trial finished",
+        "no trials yet": "ablation table: no trial finished",
+        "unreadable record": "records/t1.json is not a readable trial record",
         "only failed": "ablation table: no trial finished",
-        "no curves": "no curves.csv",
+        "no curves": "no trial recorded a per-epoch curve",
         "no space": "the manifest has no search space",
         "bad routing": "routing.npz lacks array(s) target",
     }[case]
@@ -251,8 +256,8 @@ def test_lightst_efficiency_table_reports_speedup_over_its_teacher(tmp_path: Pat
     ]
     report = build_report(write_campaign(tmp_path / "c", ablation_manifest(["PEMS08"], [0, 1], "lightst", variants), rows))
     efficiency = pd.read_csv(report / "efficiency.csv").set_index("row")
-    assert efficiency.loc["Full", "speedup_vs_teacher"] == pytest.approx(5.0)
-    assert math.isnan(efficiency.loc["Teacher", "speedup_vs_teacher"])
+    assert efficiency.loc["Full", "speedup"] == pytest.approx(5.0)
+    assert math.isnan(efficiency.loc["Teacher", "speedup"])
     assert "| 5.0× |" in (report / "efficiency.md").read_text()
 
 
@@ -294,3 +299,27 @@ def test_command_line_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFi
     assert (folder / "report" / "routing_pems04.png").is_file()
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["spec"]["reference"] in (folder / "report" / "index.md").read_text()
+
+
+def test_a_folder_of_version_one_is_read_from_its_trials_csv(tmp_path: Path) -> None:
+    rows = [trial_row(f"full_{seed}", "PEMS04", 18.0 + seed) for seed in range(2)]
+    report = build_report(write_v1_campaign(tmp_path / "c", ablation_manifest(["PEMS04"], [0, 1]), rows))
+    assert table_rows((report / "ablation.md").read_text())["Full (reference)"][0].strip("*") == "18.50"
+
+
+def test_the_report_says_when_its_campaign_has_not_finished(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = small_ablation(tmp_path / "c", {"Full": FULL})
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    assert run_command(main, [str(folder)]) == 0
+    assert "the campaign is interrupted" in capsys.readouterr().out
+    assert "interrupted (continue it with --resume)" in (folder / "report" / "index.md").read_text()
+
+
+def test_the_report_imports_neither_torch_nor_ray() -> None:
+    import subprocess
+    import sys
+
+    code = "import harness.report, harness.report.__main__, sys; print(sorted({'torch', 'ray'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

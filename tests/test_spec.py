@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from harness.space import DefineByRun, grid_size, suggest
-from harness.spec import SpecError, parse_ablation, parse_sweep
+from harness.spec import Overrides, SpecError, parse_ablation, parse_sweep
 from models import build_model
 from models.base import DatasetMeta
 
@@ -127,13 +127,13 @@ def test_malformed_ablation_is_rejected_naming_file_and_field(tmp_path, edit, fi
 def test_ablation_base_from_reads_a_sweeps_best_yaml(tmp_path):
     (tmp_path / "best.yaml").write_text("model: stid\nconfig: {num_layers: 2, lr: 0.004}\n")
     campaign = parse_ablation(write(tmp_path, ABLATION + "base_from: best.yaml\n"))
-    assert campaign.base == {"num_layers": 2, "lr": 0.004, "max_epochs": 2}
+    assert campaign.settings_for("synthetic", "Full", 0) == {"num_layers": 2, "lr": 0.004, "max_epochs": 2, "seed": 0}
 
 
 def test_smoke_shrinks_the_campaign(tmp_path):
-    campaign = parse_sweep(write(tmp_path, SWEEP.replace("[synthetic]", "[pems04]").replace("num_samples: 5", "num_samples: 50")), smoke=True)
+    campaign = parse_sweep(write(tmp_path, SWEEP.replace("[synthetic]", "[pems04]").replace("num_samples: 5", "num_samples: 50")), Overrides(smoke=True))
     assert campaign.datasets == ("synthetic",) and campaign.num_samples == 4
-    assert campaign.fixed["max_epochs"] == 2
+    assert campaign.fixed["max_epochs"] == 2 and campaign.name == "test-sweep-smoke"
 
 
 def test_every_sampled_configuration_of_a_conditional_space_is_valid():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness.data import generate_synthetic, prepare
-from harness.experiment import plan_run, run_planned
+from harness.experiment import run_planned
+from harness.plan import plan_run
 from harness.train import TrainConfig, TrainState, evaluate, fit
 from models import build_model
 from models.base import ForecastModel, ModelOutput
@@ -28,14 +29,14 @@ SETTINGS = dict(max_epochs=2, max_batches_per_epoch=12, device="cpu")
 
 
 def test_two_runs_with_the_same_seed_give_identical_metrics(data):
-    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).record
-    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).record
+    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).fields
+    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 4}), data).fields
     assert first["test"] == second["test"] and first["val"] == second["val"]
 
 
 def test_different_seeds_give_different_models(data):
-    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 0}), data).record
-    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 1}), data).record
+    first = run_planned(plan_run("stid", {**SETTINGS, "seed": 0}), data).fields
+    second = run_planned(plan_run("stid", {**SETTINGS, "seed": 1}), data).fields
     assert first["test"]["overall"]["mae"] != second["test"]["overall"]["mae"]
 
 

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.cli import run_command
+from harness.errors import run_command
 from harness.report.build import build_report
+from harness.report.load import load_campaign
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -26,6 +27,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     report = build_report(args.campaign, args.metric, args.reference)
+    state = load_campaign(args.campaign).state
+    if state != "finished":
+        print(f"note: the campaign is {state}: this report shows the trials recorded so far")
     print(f"wrote {report / 'index.md'}")
     return 0
 

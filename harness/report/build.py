@@ -10,14 +10,14 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.cli import UsageError
-from harness.records import atomic_write_text
+from harness.errors import UsageError
+from harness.records import atomic_write_text, make_shared_dir
 from harness.report.context import Entry, ReportContext, Skipped
 from harness.report.figures import ablation_figure, curves_figure, history_figure, pareto_figure
 from harness.report.importance import importance_figure
 from harness.report.index import write_index
 from harness.report.load import Campaign, load_campaign, metric_columns
-from harness.report.routing import routing_figures
+from harness.report.routing import ARTIFACT, routing_figures
 from harness.report.sensitivity import sensitivity_figures
 from harness.report.style import print_style
 from harness.report.tables import ablation_table, best_trials_table, efficiency_table, failures_table, pareto_table
@@ -39,7 +39,7 @@ def _multi_objective(campaign: Campaign) -> bool:
 
 
 def _routes(campaign: Campaign) -> bool:
-    return campaign.model == "hephaestus" or (campaign.path / "artifacts").is_dir()
+    return any(ARTIFACT in kinds for kinds in campaign.artifacts.values()) or (campaign.path / "artifacts").is_dir()
 
 
 def _always(campaign: Campaign) -> bool:
@@ -85,7 +85,7 @@ def build_report(campaign_dir: Path, metric: str = "overall", reference: str | N
     notes: list[str] = []
     reference = resolve_reference(campaign, reference, notes)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=campaign.path))
+        staging = make_shared_dir(Path(tempfile.mkdtemp(prefix=".report-", dir=campaign.path)))
     except OSError as error:
         raise UsageError(f"{campaign.path}: cannot write the report there ({error.strerror})") from None
     try:

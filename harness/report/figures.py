@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from harness.report.context import Entry, ReportContext, Skipped
-from harness.report.load import METRIC_DESCRIPTIONS, STATUS_OK, column_label, rank, value_unit
+from harness.report.load import METRIC_DESCRIPTIONS, STATUS_OK, column_label, rank
 from harness.report.stats import ablation_cells
 from harness.report.style import COLORS, MAX_PANELS_PER_ROW, PANEL_SIZE, bottom_legend, hide_unused, panel_grid, save_figure
 from harness.report.tables import pareto_trials
@@ -48,7 +48,7 @@ def ablation_figure(ctx: ReportContext) -> list[Entry]:
             ax.scatter(shown["mean"], positions, c=colors, s=22, zorder=3)
             if ctx.reference in variants and pd.notna(shown.loc[ctx.reference, "mean"]):
                 ax.axvline(shown.loc[ctx.reference, "mean"], color=COLORS[1], linestyle="--", linewidth=0.9, zorder=1)
-            ax.set_xlabel(column_label(column, value_unit(dataset)))
+            ax.set_xlabel(column_label(column, ctx.campaign.unit(dataset)))
             ax.grid(axis="y", visible=False)
             if row == 0 or side_by_side:
                 ax.set_title(dataset)
@@ -95,7 +95,7 @@ def history_figure(ctx: ReportContext) -> list[Entry]:
                 ax.step(np.append(number[finished], number[-1]), np.append(best, best.iloc[-1]), where="post", color=COLORS[1])
             ax.set_title(dataset + _limit_outliers(ax, values))
             ax.set_xlabel("trial (in record order)")
-            ax.set_ylabel(column_label(objective.metric, value_unit(dataset)))
+            ax.set_ylabel(column_label(objective.metric, ctx.campaign.unit(dataset)))
     handles = [
         Line2D([], [], linestyle="none", marker="o", markersize=4, color=COLORS[0], label="finished trial"),
         Line2D([], [], color=COLORS[1], label=f"best so far ({objectives[0].mode})"),
@@ -122,8 +122,8 @@ def pareto_figure(ctx: ReportContext) -> list[Entry]:
         ax.scatter(group[x_objective.metric], group[y_objective.metric], s=12, color="0.6", zorder=2)
         ax.step(front[x_objective.metric], front[y_objective.metric], where="post", color=COLORS[1], zorder=3)
         ax.scatter(front[x_objective.metric], front[y_objective.metric], s=26, color=COLORS[1], zorder=4)
-        ax.set_xlabel(column_label(x_objective.metric, value_unit(dataset)))
-        ax.set_ylabel(column_label(y_objective.metric, value_unit(dataset)))
+        ax.set_xlabel(column_label(x_objective.metric, ctx.campaign.unit(dataset)))
+        ax.set_ylabel(column_label(y_objective.metric, ctx.campaign.unit(dataset)))
         ax.set_title(f"{dataset}: {len(front)} of {len(group)} trials non-dominated")
     hide_unused(axes, len(datasets))
     handles = [
@@ -142,11 +142,11 @@ def curves_figure(ctx: ReportContext) -> list[Entry]:
     """Validation MAE per epoch: the mean per variant (ablations) or every trial with the best marked (sweeps)."""
     campaign = ctx.campaign
     if campaign.curves is None:
-        raise Skipped("no curves.csv" if not (campaign.path / "curves.csv").is_file() else "curves.csv is unusable (see below)")
+        raise Skipped("no trial recorded a per-epoch curve")
     finished = campaign.ok[["trial_id", "dataset", "variant_display"]]
     curves = campaign.curves.merge(finished, on="trial_id").dropna(subset=["epoch", "val_mae"])
     if curves.empty:
-        raise Skipped("curves.csv has no epoch of a finished trial")
+        raise Skipped("no finished trial recorded a per-epoch curve")
     datasets = [d for d in campaign.datasets() if (curves["dataset"] == d).any()]
     ncols = min(len(datasets), MAX_PANELS_PER_ROW)
     figure, axes = panel_grid(math.ceil(len(datasets) / ncols), ncols, extra_height=0.4)
@@ -158,7 +158,7 @@ def curves_figure(ctx: ReportContext) -> list[Entry]:
             _plot_variant_curves(ax, in_dataset, campaign.variants(), ctx.reference)
         ax.set_title(dataset + _limit_outliers(ax, in_dataset["val_mae"].to_numpy(dtype=float)))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(column_label("val_mae", value_unit(dataset)))
+        ax.set_ylabel(column_label("val_mae", ctx.campaign.unit(dataset)))
     hide_unused(axes, len(datasets))
     bottom_legend(figure, *axes.flat[0].get_legend_handles_labels())
     names = save_figure(figure, ctx.out, "curves")

@@ -11,6 +11,12 @@ from harness.report.context import Entry, ReportContext
 from harness.report.load import METRIC_DESCRIPTIONS, STATUS_ORDER
 
 INDEX_NAME = "index.md"
+STATE_WORDS = {
+    "running": "still running",
+    "interrupted": "interrupted (continue it with --resume)",
+    "stopped": "not finished: its driver stopped without finishing it (continue it with --resume)",
+    "incomplete": "incomplete: some planned trials are missing (continue it with --resume)",
+}
 # Manifest keys already shown at the top of the index.
 SHOWN_KEYS = ("campaign", "kind", "spec")
 
@@ -45,8 +51,12 @@ def _header(ctx: ReportContext) -> list[str]:
         summary += f" Reference variant: {ctx.reference or 'none'}."
     if campaign.kind == "sweep":
         summary += " Objective: " + ", ".join(f"{o.metric} ({o.mode})" for o in campaign.objectives()) + "."
-    return [f"# Report: {campaign.name}", "", summary,
-            "Rebuilt from the campaign folder alone by `python -m harness.report`.", ""]
+    lines = [f"# Report: {campaign.name}", "", summary,
+             "Rebuilt from the campaign folder alone by `python -m harness.report`.", ""]
+    if campaign.state != "finished":
+        lines += [f"**The campaign is {STATE_WORDS.get(campaign.state, campaign.state)}: this report shows the trials "
+                  f"recorded so far.**", ""]
+    return lines
 
 
 def _trial_counts(ctx: ReportContext) -> list[str]:

@@ -1,14 +1,17 @@
 """Read a campaign folder (results/<name>/, layout in results/README.md) into one `Campaign`.
 
-Only the folder is read, never the data sets or the models, so a report can be rebuilt offline
-from a copy. What the user got wrong (no folder, no trials.csv or manifest.json) raises
-`UsageError`; what is merely sparse or odd (an empty trials.csv, a missing curves.csv, a column
-that is not there) is read as "nothing there" and noted in `Campaign.notes`.
+Only the folder is read, never the data sets or the models (this package imports neither torch
+nor Ray), so a report can be rebuilt offline from a copy, and while the campaign still runs. The
+trials come from the trial records (records/*.json, through `harness.records`); a folder of an
+older version without records/ is read from its trials.csv and curves.csv. What the user got
+wrong (no folder, no manifest.json, no trials) raises `UsageError`; what is merely sparse or odd
+(an unreadable record, a missing column) is read as "nothing there" and noted in `Campaign.notes`.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,29 +19,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.cli import UsageError
-from harness.data import DataError, get_dataset_info
+from harness.errors import UsageError
+from harness.locks import process_alive, read_owner
+from harness.records import (
+    CONFIG_PREFIX,
+    COST_COLUMNS,
+    IDENTITY_COLUMNS,
+    INTEGER_COLUMNS,
+    METRIC_COLUMNS,
+    OUTCOME_COLUMNS,
+    RECORDS_FOLDER,
+    REPORTED_HORIZONS,
+    STATUSES,
+    curves_frame,
+    read_records,
+    trials_frame,
+)
 
+DRIVER_LOCK = ".driver.lock"
 STATUS_OK = "ok"
-STATUS_ORDER = ("ok", "failed", "diverged", "pruned")
+STATUS_ORDER = STATUSES
 
 # --metric choice -> suffix of the test columns (test_mae<suffix>, test_rmse<suffix>, ...).
-METRIC_SUFFIXES = {"overall": "", "h3": "_h3", "h6": "_h6", "h12": "_h12"}
-METRIC_DESCRIPTIONS = {
-    "overall": "average over the 12 forecast steps",
-    "h3": "horizon 3 (15 min ahead)",
-    "h6": "horizon 6 (30 min ahead)",
-    "h12": "horizon 12 (60 min ahead)",
-}
+METRIC_SUFFIXES = {"overall": "", **{f"h{h}": f"_h{h}" for h in REPORTED_HORIZONS}}
+METRIC_DESCRIPTIONS = {"overall": "average over all forecast steps", **{f"h{h}": f"horizon {h} ({h} steps ahead)" for h in REPORTED_HORIZONS}}
 MEASURES = ("MAE", "RMSE", "MAPE")
-
-IDENTITY_COLUMNS = ("trial_id", "campaign", "model", "dataset", "variant", "variant_display", "seed", "status", "error")
-NUMERIC_COLUMNS = (
-    "seed", "epochs", "best_epoch", "parameters", "train_s_per_iter", "infer_ms", "peak_mem_mb", "wall_s",
-    "val_mae", "val_rmse", "val_mape",
-    *(f"test_{m.lower()}{s}" for s in METRIC_SUFFIXES.values() for m in MEASURES),
-)
-CONFIG_PREFIX = "config."
+NUMERIC_COLUMNS = (*INTEGER_COLUMNS, *METRIC_COLUMNS, *COST_COLUMNS, "epochs", "best_epoch")
 
 
 def metric_columns(metric: str) -> dict[str, str]:
@@ -49,13 +55,12 @@ def metric_columns(metric: str) -> dict[str, str]:
     return {measure: f"test_{measure.lower()}{suffix}" for measure in MEASURES}
 
 
-def value_unit(dataset: str) -> str:
-    """The unit of a dataset's readings (and of its MAE/RMSE): 'mph' for speed, 'veh/5 min' for flow."""
-    try:
-        info = get_dataset_info(dataset)
-    except DataError:
+def value_unit(facts: dict[str, Any] | None) -> str:
+    """The unit of a dataset's readings (and of its MAE/RMSE), from the manifest's facts about
+    it: 'mph' for speed, 'veh/5 min' for flow; 'raw units' when the manifest does not say."""
+    if not facts or "signal" not in facts:
         return "raw units"
-    return "mph" if info.signal == "speed" else f"veh/{info.interval_minutes} min"
+    return "mph" if facts["signal"] == "speed" else f"veh/{facts.get('interval_minutes', 5)} min"
 
 
 def column_label(column: str, unit: str | None = None) -> str:
@@ -108,6 +113,7 @@ class Campaign:
     trials: pd.DataFrame
     curves: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
+    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)  # trial_id -> kind -> relative path
 
     @property
     def name(self) -> str:
@@ -172,10 +178,37 @@ class Campaign:
         seen = list(dict.fromkeys(self.trials["variant_display"].dropna()))
         return list(dict.fromkeys([*named, *seen]))
 
-    def routing_path(self, trial_id: str) -> Path | None:
-        """artifacts/<trial_id>/routing.npz when that trial saved one."""
-        path = self.path / "artifacts" / str(trial_id) / "routing.npz"
+    def artifact_path(self, trial_id: str, kind: str) -> Path | None:
+        """The file of a trial's artifact of one kind (e.g. "routing"), when it saved one."""
+        relative = self.artifacts.get(str(trial_id), {}).get(kind) or f"artifacts/{trial_id}/{kind}.npz"
+        path = self.path / relative
         return path if path.is_file() else None
+
+    def unit(self, dataset: str) -> str:
+        """The unit of a dataset's errors, as the manifest describes the dataset."""
+        return value_unit((self.manifest.get("datasets") or {}).get(dataset))
+
+    @property
+    def speed_reference(self) -> str | None:
+        """The variant (registry name) whose inference time efficiency tables divide by, if any."""
+        return (self.manifest.get("model") or {}).get("speed_reference")
+
+    @property
+    def state(self) -> str:
+        """'finished', 'running', 'interrupted', 'incomplete', 'stopped' (its driver died) or 'unknown'."""
+        status = str(self.manifest.get("status", "unknown"))
+        if status == "running" and not driver_alive(self.path):
+            return "stopped"
+        return status
+
+
+def driver_alive(campaign_dir: Path) -> bool:
+    """Whether a driver holds the campaign's lock and (on this host) its process still runs."""
+    lock = campaign_dir / DRIVER_LOCK
+    owner = read_owner(lock) if lock.is_file() else None
+    if owner is None:
+        return False
+    return owner.host != socket.gethostname() or process_alive(owner.pid)
 
 
 def _name_key(name: object) -> str:
@@ -188,9 +221,8 @@ def load_campaign(path: Path) -> Campaign:
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"{path}: no such campaign folder")
-    for required in ("manifest.json", "trials.csv"):
-        if not (path / required).is_file():
-            raise UsageError(f"{path}: no {required} (is this a campaign folder under results/?)")
+    if not (path / "manifest.json").is_file():
+        raise UsageError(f"{path}: no manifest.json (is this a campaign folder under results/?)")
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -198,9 +230,19 @@ def load_campaign(path: Path) -> Campaign:
     if not isinstance(manifest, dict):
         raise UsageError(f"{path / 'manifest.json'}: expected a JSON object")
     notes: list[str] = []
-    trials = _read_trials(path / "trials.csv", notes)
-    curves = _read_curves(path / "curves.csv", notes)
-    campaign = Campaign(path=path, manifest=manifest, trials=trials, curves=curves, notes=notes)
+    artifacts: dict[str, dict[str, str]] = {}
+    if (path / RECORDS_FOLDER).is_dir():
+        records, problems = read_records(path)
+        notes += problems
+        trials = _normalise_trials(trials_frame(records))
+        curves = _normalise_curves(curves_frame(records), notes)
+        artifacts = {r.trial_id: dict(r.artifacts) for r in records if r.artifacts}
+    elif (path / "trials.csv").is_file():
+        trials = _normalise_trials(_read_csv(path / "trials.csv", notes))
+        curves = _normalise_curves(_read_csv(path / "curves.csv", notes) if (path / "curves.csv").is_file() else None, notes)
+    else:
+        raise UsageError(f"{path}: no records/ folder and no trials.csv: no trial has started yet")
+    campaign = Campaign(path=path, manifest=manifest, trials=trials, curves=curves, notes=notes, artifacts=artifacts)
     for objective in campaign.objectives():
         if objective.metric in trials:
             trials[objective.metric] = pd.to_numeric(trials[objective.metric], errors="coerce")
@@ -218,16 +260,15 @@ def _read_csv(path: Path, notes: list[str]) -> pd.DataFrame | None:
     return None
 
 
-def _read_trials(path: Path, notes: list[str]) -> pd.DataFrame:
-    """trials.csv with every identity and metric column present and typed (missing ones empty)."""
-    trials = _read_csv(path, notes)
+def _normalise_trials(trials: pd.DataFrame | None) -> pd.DataFrame:
+    """The trials with every identity, outcome and metric column present and typed (missing ones empty)."""
     if trials is None:
         trials = pd.DataFrame()
-    for column in IDENTITY_COLUMNS + NUMERIC_COLUMNS:
+    for column in IDENTITY_COLUMNS + OUTCOME_COLUMNS + NUMERIC_COLUMNS:
         if column not in trials:
             trials[column] = np.nan
     for column in NUMERIC_COLUMNS:
-        trials[column] = pd.to_numeric(trials[column], errors="coerce")
+        trials[column] = pd.to_numeric(trials[column], errors="coerce").astype(float)
     for column in ("trial_id", "dataset", "variant", "variant_display", "model"):
         trials[column] = trials[column].map(lambda v: v if pd.isna(v) else str(v))
     trials["trial_id"] = trials["trial_id"].fillna(pd.Series([f"row{i + 1}" for i in range(len(trials))], index=trials.index))
@@ -237,12 +278,9 @@ def _read_trials(path: Path, notes: list[str]) -> pd.DataFrame:
     return trials.reset_index(drop=True)
 
 
-def _read_curves(path: Path, notes: list[str]) -> pd.DataFrame | None:
-    """curves.csv; None when it is missing, or (with a note) empty or lacking its key columns."""
-    if not path.is_file():
-        return None
-    curves = _read_csv(path, notes)
-    if curves is None:
+def _normalise_curves(curves: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame | None:
+    """The per-epoch curves; None when there are none, or (with a note) they lack their key columns."""
+    if curves is None or curves.empty:
         return None
     missing = [c for c in ("trial_id", "epoch", "val_mae") if c not in curves]
     if missing:

@@ -1,9 +1,11 @@
 """Routing case study (HEPHAESTUS Figure 4): over one day of test windows, the target series
 above a heatmap of the router's expert probabilities by time of day.
 
-It reads artifacts/<trial_id>/routing.npz of the best finished trial of each dataset that saved
-one (for an ablation, the reference variant's trials come first): gate_probs (S, M), tod (S,),
-target (S,), patch_sizes (M,). No data and no model are needed.
+It reads the "routing" artifact (artifacts/<trial_id>/routing.npz, left by the model's artifact
+hook) of the best finished trial of each dataset that saved one (for an ablation, the reference
+variant's trials come first): gate_probs (S, M), hour (S,) the time of day in hours, target (S,),
+patch_sizes (M,). No data and no model are needed, and no model is named: any model whose hook
+leaves a "routing" artifact gets this figure.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.report.context import Entry, ReportContext, Skipped
-from harness.report.load import rank, value_unit
+from harness.report.load import rank
 from harness.report.style import COLORS, PANEL_SIZE, save_figure
 
-STEPS_PER_DAY = 288  # 5-minute readings, when tod is a step index rather than a fraction of the day
+ARTIFACT = "routing"
 HOURS_PER_DAY = 24
-REQUIRED_ARRAYS = ("gate_probs", "tod", "target")
+REQUIRED_ARRAYS = ("gate_probs", "hour", "target")
 
 
 class RoutingArtifactError(Exception):
@@ -40,7 +42,7 @@ class RoutingDay:
 
 
 def load_routing(path: Path) -> RoutingDay:
-    """Read and check a routing.npz: gate_probs (S, M), tod (S,), target (S,), patch_sizes (M,).
+    """Read and check a routing.npz: gate_probs (S, M), hour (S,), target (S,), patch_sizes (M,).
 
     patch_sizes only labels the experts: when it is missing or does not match M, the experts
     are labelled by number and `problem` says why.
@@ -57,7 +59,7 @@ def load_routing(path: Path) -> RoutingDay:
     if probs.ndim != 2 or 0 in probs.shape:
         raise RoutingArtifactError(f"gate_probs has shape {probs.shape}, expected (S, M) with S, M > 0")
     samples, experts = probs.shape
-    for name in ("tod", "target"):
+    for name in ("hour", "target"):
         if arrays[name].shape != (samples,):
             raise RoutingArtifactError(f"{name} has shape {arrays[name].shape}, expected ({samples},)")
     patch_sizes = arrays.get("patch_sizes")
@@ -67,22 +69,14 @@ def load_routing(path: Path) -> RoutingDay:
         shape = "missing" if patch_sizes is None else f"of shape {patch_sizes.shape}"
         labels = tuple(f"expert {k + 1}" for k in range(experts))
         problem = f"patch_sizes is {shape}, expected ({experts},): experts are labelled by number"
-    hours = hours_of_day(arrays["tod"])
+    hours = arrays["hour"].astype(float)
     order = np.argsort(hours, kind="stable")
     return RoutingDay(hours[order], arrays["target"][order].astype(float), probs[order].T, labels, problem)
-
-
-def hours_of_day(tod: np.ndarray) -> np.ndarray:
-    """Time of day in hours from fractions of a day (<= 1) or 5-minute step indices."""
-    tod = tod.astype(float)
-    return tod * HOURS_PER_DAY if tod.max() <= 1.0 else tod * HOURS_PER_DAY / STEPS_PER_DAY
 
 
 def routing_figures(ctx: ReportContext) -> list[Entry]:
     """One case-study figure per dataset whose best finished trial saved a routing.npz."""
     campaign = ctx.campaign
-    if not (campaign.path / "artifacts").is_dir():
-        raise Skipped("no artifacts/ folder: no trial saved a routing.npz (HEPHAESTUS trials do)")
     entries = []
     for dataset in campaign.datasets():
         chosen = _best_with_artifact(ctx, dataset)
@@ -98,7 +92,7 @@ def routing_figures(ctx: ReportContext) -> list[Entry]:
         if day.problem:
             ctx.note(f"routing case study on {dataset}: {day.problem}")
         stem = f"routing_{_file_safe(dataset)}"
-        names = save_figure(_case_study(day, dataset, trial), ctx.out, stem)
+        names = save_figure(_case_study(day, dataset, trial, campaign.unit(dataset)), ctx.out, stem)
         entries.append(Entry("figures", f"Routing case study: {dataset}", names,
                              f"target series and router expert probabilities over one day of test windows, "
                              f"trial {trial['trial_id']} ({trial['variant_display']})"))
@@ -113,18 +107,18 @@ def _best_with_artifact(ctx: ReportContext, dataset: str) -> tuple[pd.Series, Pa
     ranked = rank(ok, ctx.selection)
     ranked = pd.concat([ranked[ranked["variant_display"] == ctx.reference], ranked[ranked["variant_display"] != ctx.reference]])
     for _, trial in ranked.iterrows():
-        path = ctx.campaign.routing_path(trial["trial_id"])
+        path = ctx.campaign.artifact_path(trial["trial_id"], ARTIFACT)
         if path is not None:
             return trial, path
     return None
 
 
-def _case_study(day: RoutingDay, dataset: str, trial: pd.Series) -> Figure:
+def _case_study(day: RoutingDay, dataset: str, trial: pd.Series, unit: str) -> Figure:
     """The target above the router's probabilities, both against the time of day."""
     figure = Figure(figsize=(PANEL_SIZE[0] * 2.2, PANEL_SIZE[1] * 1.6), layout="constrained")
     line_ax, heat_ax = figure.subplots(2, 1, sharex=True, height_ratios=(1.0, 1.2))
     line_ax.plot(day.hours, day.target, color=COLORS[0])
-    line_ax.set_ylabel(f"target ({value_unit(dataset)})")
+    line_ax.set_ylabel(f"target ({unit})")
     line_ax.set_title(f"{dataset}: trial {trial['trial_id']} ({trial['variant_display']})")
     experts = np.arange(len(day.expert_labels))
     # The colour scale spans the probabilities found (the colour bar says which), so that a router

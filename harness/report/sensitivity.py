@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from harness.report.context import Entry, ReportContext, Skipped
-from harness.report.load import METRIC_DESCRIPTIONS, column_label, value_unit
+from harness.report.load import METRIC_DESCRIPTIONS, column_label
 from harness.report.space import Hyperparameter, canonical, searched_space
 from harness.report.stats import kernel_trend
 from harness.report.style import MAX_PANELS_PER_ROW, bottom_legend, panel_grid, save_figure, shorten
@@ -53,7 +53,7 @@ def sensitivity_figures(ctx: ReportContext) -> list[Entry]:
                 ax = axes[row, col]
                 _plot_parameter(ax, trials, param, y_column)
                 ax.set_xlabel(param.name + (" (log scale)" if param.log and param.kind != "categorical" else ""))
-            axes[row, 0].set_ylabel(f"{dataset}\n{column_label(y_column, value_unit(dataset))}")
+            axes[row, 0].set_ylabel(f"{dataset}\n{column_label(y_column, ctx.campaign.unit(dataset))}")
         bottom_legend(figure, _legend_handles(group, ok))
         names = save_figure(figure, ctx.out, f"sensitivity_{number}")
         entries.append(Entry(

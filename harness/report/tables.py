@@ -17,7 +17,6 @@ from harness.report.space import searched_space
 from harness.report.stats import ALPHA, TEST_NAME, ablation_cells, non_dominated
 
 MEASURE_LABELS = {"MAE": "MAE", "RMSE": "RMSE", "MAPE": "MAPE (%)"}
-TEACHER_VARIANT = "teacher"
 
 
 def ablation_table(ctx: ReportContext) -> list[Entry]:
@@ -121,23 +120,24 @@ def efficiency_table(ctx: ReportContext) -> list[Entry]:
             "epoch_s": trials["trial_id"].map(epoch_s).mean(),
             "infer_ms": trials["infer_ms"].mean(),
             "peak_mem_mb": trials["peak_mem_mb"].mean(),
-            "is_teacher": bool(_is_teacher(trials).any()),
+            "is_reference": bool(_is_speed_reference(trials, campaign.speed_reference).any()),
         })
     numbers = pd.DataFrame(records)
     if numbers[list(COST_COLUMNS)].isna().all().all():
         raise Skipped("no finished trial recorded its cost (parameters, timings, memory)")
     columns = ["Dataset", "Variant" if campaign.kind == "ablation" else "Trial", "n", *COST_COLUMNS.values()]
-    with_speedup = _add_teacher_speedup(ctx, numbers)
+    with_speedup = _add_speedup(ctx, numbers)
+    reference = campaign.speed_reference
     if with_speedup:
-        columns.append("Speed-up vs teacher")
+        columns.append(f"Speed-up vs {reference}")
     rows = []
     for record in numbers.to_dict("records"):
         row = [record["dataset"], record["row"], str(record["n"]), _format_parameters(record["parameters"])]
         row += [format_number(record[c], 1) for c in ("train_ms_per_iter", "epoch_s", "infer_ms")]
         row.append(format_number(record["peak_mem_mb"], 0))
         if with_speedup:
-            row.append("(teacher)" if record["is_teacher"] else
-                       MISSING if pd.isna(record["speedup_vs_teacher"]) else f"{record['speedup_vs_teacher']:.1f}×")
+            row.append(f"({reference})" if record["is_reference"] else
+                       MISSING if pd.isna(record["speedup"]) else f"{record['speedup']:.1f}×")
         rows.append(row)
     devices = sorted(set(campaign.ok.get("config.device", pd.Series(dtype=object)).dropna().astype(str)))
     notes = [
@@ -147,10 +147,10 @@ def efficiency_table(ctx: ReportContext) -> list[Entry]:
         f"RSS on a CPU (device: {', '.join(devices) or 'not recorded'}).",
     ]
     if with_speedup:
-        notes.append("Speed-up vs teacher: the teacher's mean inference time over the row's, on the same dataset.")
+        notes.append(f"Speed-up vs {reference}: the {reference} variant's mean inference time over the row's, on the same dataset.")
     title = f"Efficiency of {campaign.model}" + (" (best trial per dataset)" if campaign.kind == "sweep" else "")
-    files = write_table(ctx.out, "efficiency", Table(title, columns, rows, notes, stub=2), numbers.drop(columns="is_teacher"))
-    caption = "parameters, train ms/iteration, inference ms/batch, peak memory" + (", speed-up over the teacher" if with_speedup else "")
+    files = write_table(ctx.out, "efficiency", Table(title, columns, rows, notes, stub=2), numbers.drop(columns="is_reference"))
+    caption = "parameters, train ms/iteration, inference ms/batch, peak memory" + (f", speed-up over {reference}" if with_speedup else "")
     return [Entry("tables", "Efficiency table", files, caption)]
 
 
@@ -180,21 +180,23 @@ def _mean_epoch_seconds(campaign: Campaign) -> pd.Series:
     return pd.to_numeric(curves["epoch_s"], errors="coerce").groupby(curves["trial_id"]).mean()
 
 
-def _is_teacher(trials: pd.DataFrame) -> pd.Series:
+def _is_speed_reference(trials: pd.DataFrame, reference: str | None) -> pd.Series:
     variant = trials.get("config.variant", trials["variant"]).fillna(trials["variant"])
-    return variant.astype(str) == TEACHER_VARIANT
+    return variant.astype(str) == str(reference)
 
 
-def _add_teacher_speedup(ctx: ReportContext, numbers: pd.DataFrame) -> bool:
-    """Add LightST's speed-up column (teacher infer_ms / row infer_ms); False when it does not apply."""
-    if ctx.campaign.model != "lightst":
+def _add_speedup(ctx: ReportContext, numbers: pd.DataFrame) -> bool:
+    """Add the speed-up column (the model's speed-reference variant's infer_ms / the row's, e.g.
+    LightST's teacher over its student); False when the model names no reference."""
+    reference = ctx.campaign.speed_reference
+    if not reference or ctx.campaign.kind != "ablation":
         return False
-    if not numbers["is_teacher"].any():
-        ctx.note("LightST speed-up over its teacher: the campaign has no finished 'teacher' variant")
+    if not numbers["is_reference"].any():
+        ctx.note(f"speed-up over the {reference} variant: the campaign has no finished {reference!r} variant")
         return False
-    teacher_ms = numbers[numbers["is_teacher"]].groupby("dataset")["infer_ms"].mean()
-    numbers["speedup_vs_teacher"] = numbers["dataset"].map(teacher_ms) / numbers["infer_ms"]
-    numbers.loc[numbers["is_teacher"], "speedup_vs_teacher"] = float("nan")
+    reference_ms = numbers[numbers["is_reference"]].groupby("dataset")["infer_ms"].mean()
+    numbers["speedup"] = numbers["dataset"].map(reference_ms) / numbers["infer_ms"]
+    numbers.loc[numbers["is_reference"], "speedup"] = float("nan")
     return True
 
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from harness.cli import parse_assignments, run_command
 from harness.data import get_dataset_info, load_series, prepare
-from harness.experiment import plan_run, run_planned, teacher_plan
-from harness.records import write_json
+from harness.experiment import run_planned
+from harness.plan import plan_run, teacher_plan
+from harness.records import horizon_key, write_json
 from models import model_names
 from models.base import DatasetMeta
 
@@ -27,8 +28,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help=f"one of: {', '.join(model_names())}")
     parser.add_argument("--dataset", required=True, help="a dataset name (synthetic, pems04, metr-la, ...)")
     parser.add_argument("--data-dir", help="folder with one sub-folder per dataset (default: $HARNESS_DATA_DIR)")
-    parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE", help="synthetic data options: nodes, days, mode, seed, graph, ...")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a model or training setting, e.g. lr=0.001 or top_k=1")
+    parser.add_argument("--data-option", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="synthetic data options, e.g. --data-option nodes=40 days=14 (also: mode, seed, graph, ...)")
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="model or training settings, e.g. --set lr=1e-3 top_k=1")
     parser.add_argument("--out", type=Path, help="write DIR/metrics.json")
     parser.add_argument("--teacher-cache", type=Path, help="where LightST teachers are cached (default results/teachers)")
     parser.add_argument("--describe", action="store_true", help="print the model and its parameter count, then exit (needs no data files)")
@@ -58,7 +59,7 @@ def format_table(test: dict) -> str:
     """The final metrics as a small fixed-width table."""
     lines = [f"{'test':<10}{'MAE':>10}{'RMSE':>10}{'MAPE %':>10}"]
     for key, row in test.items():
-        label = key.replace("horizon_", "horizon ")
+        label = key if key == horizon_key(None) else f"horizon {key.removeprefix('h')}"
         lines.append(f"{label:<10}{row['mae']:>10.3f}{row['rmse']:>10.3f}{row['mape']:>10.2f}")
     return "\n".join(lines)
 
@@ -75,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{data.name}: {series.values.shape[1]} nodes x {series.values.shape[0]} steps from {series.source}; "
           f"samples train/val/test {counts['train']}/{counts['val']}/{counts['test']}")
     result = run_planned(plan, data, teacher_cache=args.teacher_cache, log=print)
-    record = result.record
-    record["history"] = result.fit.history
+    record = {"model": plan.entry.name, "dataset": data.name, "variant": plan.variant, "seed": plan.train_config.seed,
+              "samples": counts, "dataset_fingerprint": data.fingerprint, **result.fields}
     if record["status"] != "ok":
         print(f"run {record['status']}: {record['reason']}", file=sys.stderr)
     else:

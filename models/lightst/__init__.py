@@ -71,6 +71,7 @@ register(
         description="LightST: graph-less MLP student distilled from a GCN + TCN teacher",
         train_defaults=TRAIN_DEFAULTS,
         teacher=TeacherLink(model="lightst_teacher", config=teacher_overrides),
+        speed_reference="teacher",
     )
 )
 

@@ -1,0 +1,64 @@
+"""What a campaign will run, in words: the plan printed at the start and by --dry-run, and a
+rough cost (trials x epochs, and the time they take where a probe or the cache can tell)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness.data import PreparedData
+from harness.ledger import grid_cells
+from harness.plan import plan_run
+from harness.progress import duration
+from harness.spec import AblationSpec, Campaign, SweepSpec
+
+
+def trial_settings(spec: Campaign) -> list[tuple[str, dict]]:
+    """(dataset, settings) of the trials whose settings are known before they run: every grid
+    cell, or each dataset's fixed settings of a sweep (its searched values come later)."""
+    if isinstance(spec, SweepSpec):
+        return [(dataset, dict(spec.fixed)) for dataset in spec.datasets]
+    return [(cell.dataset, cell.settings) for cell in grid_cells(spec)]
+
+
+def epochs_per_trial(spec: Campaign) -> int:
+    """The most epochs any trial of the campaign may train."""
+    return max(plan_run(spec.model, settings).train_config.max_epochs for _, settings in trial_settings(spec))
+
+
+def describe_plan(spec: Campaign) -> str:
+    """The plan: what runs on which data, with which settings and resources."""
+    lines = [f"{spec.kind} {spec.name}: model {spec.model} on {', '.join(spec.datasets)}"]
+    if isinstance(spec, SweepSpec):
+        objective = ", ".join(f"{o.mode} {o.metric}" for o in spec.objectives)
+        lines.append(f"  {spec.num_samples} trials per dataset, sampler {spec.sampler} (seed {spec.search_seed}), "
+                     f"scheduler {spec.scheduler.type}, objective {objective}")
+        lines.append(f"  fixed: {json.dumps(dict(spec.fixed))}")
+        lines += [f"  search {p.name}: {json.dumps(p.as_dict())}" for p in spec.space]
+    else:
+        lines.append(f"  {spec.total_trials} trials = {len(spec.variants)} variants x {len(spec.datasets)} datasets x "
+                     f"{len(spec.seeds)} seeds; reference {spec.reference!r}")
+        lines.append(f"  base: {json.dumps(dict(spec.base))}")
+        for dataset, base in spec.dataset_base.items():
+            lines.append(f"  base of {dataset} from {spec.base_from}: {json.dumps(dict(base))}")
+        lines += [f"  variant {display}: {json.dumps(dict(overrides))}" for display, overrides in spec.variants.items()]
+    lines.append(f"  per trial: {spec.resources.cpu:g} cpu, {spec.resources.gpu:g} gpu; at most {spec.max_concurrent} at once; "
+                 f"{spec.max_failures} retries")
+    return "\n".join(lines)
+
+
+def local_slots(spec: Campaign) -> int:
+    """How many trials this machine runs at once (its CPUs; GPUs are not counted here)."""
+    cpus = os.cpu_count() or 1
+    return max(1, min(spec.max_concurrent, int(cpus // spec.resources.cpu) if spec.resources.cpu else spec.max_concurrent))
+
+
+def dry_run_cost(spec: Campaign, datasets: dict[str, PreparedData], storage_root: Path) -> str:
+    """'cost: N trials x up to E epochs = T epochs; ...' with a time estimate when one is known."""
+    epochs = epochs_per_trial(spec)
+    budget = spec.total_trials * epochs
+    text = f"cost: {spec.total_trials} trials x up to {epochs} epochs = {budget:,} epochs"
+    if isinstance(spec, SweepSpec) and spec.scheduler.type == "asha":
+        text += " (ASHA stops many trials early)"
+    return text

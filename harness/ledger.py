@@ -1,0 +1,112 @@
+"""What a campaign plans and what it still owes, counted from its records.
+
+A grid campaign (ablation) plans one trial per cell (variant x dataset x seed); a sweep plans
+`num_samples` trials per dataset. A trial whose record is final (ok, failed, diverged, pruned)
+pays for its cell or one of its dataset's samples; an interrupted or still-"running" record
+does not. `--resume` runs what is owed, and the campaign ends only when nothing is: this is how
+a campaign never reports a truncated run as finished. Pure bookkeeping, no Ray.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.records import TrialRecord
+from harness.spec import AblationSpec, Campaign, SweepSpec
+
+CELL_KEY = "cell"  # a grid trial's Tune config: {"cell": Cell.as_config()}
+DATASET_KEY = "dataset"  # a sweep trial's Tune config: {**sampled values, "dataset": name}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One planned trial of a grid campaign."""
+
+    key: str
+    dataset: str
+    display: str
+    seed: int
+    settings: dict[str, Any]
+
+    def as_config(self) -> dict[str, Any]:
+        """The Tune config of this cell's trial."""
+        return {CELL_KEY: {"key": self.key, "dataset": self.dataset, "display": self.display, "seed": self.seed, "settings": self.settings}}
+
+
+def cell_key(display: str, dataset: str, seed: int) -> str:
+    """The name of a grid cell, as records and the plan show it."""
+    return f"{display} | {dataset} | seed {seed}"
+
+
+def grid_cells(spec: AblationSpec) -> list[Cell]:
+    """Every (variant, dataset, seed) of an ablation, in table order."""
+    return [
+        Cell(cell_key(display, dataset, seed), dataset, display, seed, spec.settings_for(dataset, display, seed))
+        for display in spec.variants
+        for dataset in spec.datasets
+        for seed in spec.seeds
+    ]
+
+
+def planned_trials(spec: Campaign) -> int:
+    """How many final records the finished campaign holds."""
+    return spec.total_trials
+
+
+@dataclass
+class Owed:
+    """What a campaign still has to run.
+
+    cells: grid cells with no final record; samples: a sweep's missing trials per dataset;
+    retry: per dataset, the sampled values of unfinished sweep trials (run those first);
+    surplus: final records beyond the plan (a duplicate), as "<dataset or cell>: n extra".
+    """
+
+    cells: list[Cell] = field(default_factory=list)
+    samples: dict[str, int] = field(default_factory=dict)
+    retry: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    surplus: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.cells) + sum(self.samples.values())
+
+    def describe(self) -> str:
+        """One line: what is missing."""
+        if self.cells:
+            shown = ", ".join(c.key for c in self.cells[:3]) + (f" and {len(self.cells) - 3} more" if len(self.cells) > 3 else "")
+            return f"{len(self.cells)} planned trial(s) have no final record: {shown}"
+        return "missing trials: " + ", ".join(f"{n} of {dataset}" for dataset, n in self.samples.items() if n)
+
+
+def owed(spec: Campaign, records: list[TrialRecord]) -> Owed:
+    """Compare the plan with the records on disk."""
+    final = [r for r in records if r.final]
+    if isinstance(spec, SweepSpec):
+        return _owed_samples(spec, records, final)
+    return _owed_cells(spec, final)
+
+
+def _owed_cells(spec: AblationSpec, final: list[TrialRecord]) -> Owed:
+    done = Counter(r.cell for r in final)
+    cells = grid_cells(spec)
+    return Owed(
+        cells=[c for c in cells if done[c.key] == 0],
+        surplus=[f"{key}: {n - 1} extra" for key, n in done.items() if n > 1 and key in {c.key for c in cells}],
+    )
+
+
+def _owed_samples(spec: SweepSpec, records: list[TrialRecord], final: list[TrialRecord]) -> Owed:
+    done = Counter(r.dataset for r in final)
+    result = Owed()
+    for dataset in spec.datasets:
+        missing = spec.num_samples - done[dataset]
+        if missing > 0:
+            result.samples[dataset] = missing
+            unfinished = [r.varied for r in records if r.dataset == dataset and not r.final and r.varied]
+            result.retry[dataset] = unfinished[:missing]
+        elif missing < 0:
+            result.surplus.append(f"{dataset}: {-missing} extra")
+    return result
