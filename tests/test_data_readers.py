@@ -3,6 +3,7 @@ BasicTS 1.x split npy+json+pkl), the readings' interval, the real sensor graphs,
 every malformed-input error."""
 
 import json
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.data import DataError, generate_synthetic, load_series, prepare, read_folder, read_graph
+from harness.data import DataError, generate_synthetic, load_graph_pickle, load_series, prepare, read_folder, read_graph
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*using the file's sizes:UserWarning")
 
@@ -329,6 +330,78 @@ def test_real_dcrnn_pickles_load_as_weighted_matrices(shared_graphs, file, nodes
     adjacency = read_graph(shared_graphs / file)
     assert adjacency.shape == (nodes, nodes) and adjacency.dtype == np.float32
     assert adjacency.min() >= 0 and adjacency.max() <= 1.0 and len(np.unique(adjacency)) > 2
+    sensor_ids, id_to_index, _ = load_graph_pickle(shared_graphs / file)  # Python 2 pickles, latin1 strings
+    assert len(sensor_ids) == nodes and all(isinstance(sensor, str) for sensor in sensor_ids)
+    assert id_to_index[sensor_ids[-1]] == nodes - 1
+
+
+# ------------------------------------------------------------------------------ hostile pickles
+
+
+class _RunsACommand:
+    """Unpickling this calls os.system(command): what a hostile adj_mx.pkl does."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _WritesAFile:
+    """Unpickling this calls Path.write_text(path, ...) (a global found by its dotted name)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.write_text, (self.path, "pwned")
+
+
+def _hostile_payloads(sentinel: Path) -> dict[str, object]:
+    adjacency = _weighted_adjacency()
+    return {
+        "os.system": _RunsACommand(f"touch {sentinel}"),
+        "os.system inside the DCRNN list": [["a"], {"a": 0}, _RunsACommand(f"touch {sentinel}")],
+        "Path.write_text beside the matrix": [_WritesAFile(sentinel), {}, adjacency],
+    }
+
+
+@pytest.mark.parametrize("payload", ["os.system", "os.system inside the DCRNN list", "Path.write_text beside the matrix"])
+@pytest.mark.parametrize("entry", ["DCRNN folder", "BasicTS 0.5 folder", "BasicTS 1.x folder", "graph option"])
+def test_hostile_pickle_runs_nothing_and_is_a_data_error_naming_the_file(tmp_path, payload, entry):
+    sentinel = tmp_path / "pwned"
+    content = _hostile_payloads(sentinel)[payload]
+    folder = tmp_path / "METR-LA"
+    if entry == "DCRNN folder":
+        _write_dcrnn(folder, _speed_frame(), _weighted_adjacency())
+    elif entry == "BasicTS 0.5 folder":
+        _write_basicts(folder, _basicts_array(), _weighted_adjacency())
+    elif entry == "BasicTS 1.x folder":
+        _write_basicts1(folder, _flow(1)[..., 0], _time_fractions(STEPS))
+    else:
+        folder.mkdir()
+    with (folder / "adj_mx.pkl").open("wb") as handle:
+        pickle.dump(content, handle, protocol=4)
+    with pytest.raises(DataError, match=r"METR-LA/adj_mx\.pkl: refused to unpickle \S+; graph pickles may hold only") as error:
+        if entry == "graph option":
+            load_series("synthetic", options={"graph": str(folder / "adj_mx.pkl")})
+        else:
+            read_folder(folder, "METR-LA")
+    assert "\n" not in str(error.value)
+    assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_graph_pickles_of_containers_strings_numbers_and_arrays_load_at_every_protocol(tmp_path, protocol):
+    adjacency = _weighted_adjacency()
+    content = [["701", "702", "703", "704"], {"701": np.int64(0), "702": 1}, adjacency, ("ids", b"raw", {1.5}, None)]
+    path = tmp_path / "adj.pkl"
+    with path.open("wb") as handle:
+        pickle.dump(content, handle, protocol=protocol)
+    loaded = load_graph_pickle(path)
+    assert loaded[0] == content[0] and loaded[1] == content[1] and loaded[3] == content[3]
+    np.testing.assert_array_equal(loaded[2], adjacency)
 
 
 # ----------------------------------------------------------------------------------- bad input

@@ -8,7 +8,7 @@ BasicTS windowing protocol.
 
 from harness.data.errors import DataError
 from harness.data.formats import expected_files, find_dataset_folder, read_folder, write_astgcn
-from harness.data.graphs import read_adjacency_pickle, read_graph, read_pems_graph
+from harness.data.graphs import load_graph_pickle, read_adjacency_pickle, read_graph, read_pems_graph
 from harness.data.loader import DATA_DIR_ENV, SYNTHETIC_OPTIONS, load_series, synthetic_from_options
 from harness.data.registry import SYNTHETIC, DatasetInfo, dataset_names, get_dataset_info, steps_per_day
 from harness.data.series import SPLITS, Series
@@ -40,6 +40,7 @@ __all__ = [
     "find_dataset_folder",
     "generate_synthetic",
     "get_dataset_info",
+    "load_graph_pickle",
     "load_series",
     "prepare",
     "read_adjacency_pickle",
