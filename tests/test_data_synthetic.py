@@ -166,7 +166,7 @@ def test_synthetic_options_configure_the_generator():
 
 
 def test_unknown_synthetic_option_lists_the_valid_ones():
-    with pytest.raises(DataError, match=r"synthetic option 'sensors': unknown; valid: nodes, days, steps, interval, mode"):
+    with pytest.raises(DataError, match=r"synthetic option 'sensors': unknown; valid: nodes, days, steps, interval"):
         load_series("synthetic", options={"sensors": 5})
 
 

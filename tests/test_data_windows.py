@@ -161,7 +161,8 @@ def test_segments_that_do_not_tile_the_series_are_a_data_error(segments):
 
 def test_fingerprint_covers_what_preparation_derives(series, data):
     assert prepare(_read_only(series)).fingerprint == data.fingerprint
-    coarse = dataclasses.replace(series, info=dataclasses.replace(series.info, interval_minutes=15), tod=series.tod % 96)
+    fifteen_minutes = dataclasses.replace(series.info, interval_minutes=15)
+    coarse = dataclasses.replace(series, info=fifteen_minutes, tod=series.tod % 96)
     assert prepare(coarse).fingerprint != prepare(dataclasses.replace(series, tod=series.tod % 96)).fingerprint
     shifted = series.values.copy()
     shifted[0] += 1.0

@@ -1,4 +1,4 @@
-"""The training loop: determinism, early stopping, divergence (NaN/inf and finite blow-ups), auxiliary losses, resume."""
+"""The training loop: determinism, early stopping, divergence (NaN/inf, finite blow-ups), auxiliary losses, resume."""
 
 import math
 

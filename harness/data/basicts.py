@@ -160,7 +160,9 @@ def _split_ratios(settings: dict[str, Any], meta_path: Path) -> tuple[float, flo
         and math.isclose(sum(ratios), 1.0, abs_tol=1e-6)
     )
     if not valid:
-        raise DataError(f"{meta_path}: regular_settings 'train_val_test_ratio' is {ratios!r}, expected 3 ratios summing to 1")
+        raise DataError(
+            f"{meta_path}: regular_settings 'train_val_test_ratio' is {ratios!r}, expected 3 ratios summing to 1"
+        )
     return float(ratios[0]), float(ratios[1]), float(ratios[2])
 
 

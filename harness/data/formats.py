@@ -110,8 +110,9 @@ def read_folder(folder: Path, name: str) -> Series:
             raise DataError(
                 f"{folder}: {layout.format} layout is missing {', '.join(missing)} (needs {layout.describe()})"
             )
-        found = {**layout.files, **layout.optional}
-        return layout.read({role: present[file.lower()] for role, file in found.items() if file.lower() in present}, info)
+        wanted = {**layout.files, **layout.optional}
+        found = {role: present[file.lower()] for role, file in wanted.items() if file.lower() in present}
+        return layout.read(found, info)
     raise DataError(f"{folder}: no dataset files for {info.name}; expected {expected_files(info)}")
 
 

@@ -33,14 +33,23 @@ def _numpy_pickle_functions() -> dict[str, Any]:
 
 
 _NUMPY_FUNCTIONS = _numpy_pickle_functions()
-_NUMPY_FUNCTION_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
+_NUMPY_FUNCTION_MODULES = (
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
 # (module, name) -> object: everything a pickle of containers, strings, numbers and arrays needs.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     **{(module, name): function for module in _NUMPY_FUNCTION_MODULES for name, function in _NUMPY_FUNCTIONS.items()},
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): codecs.encode,  # bytes in protocol 2 pickles written by Python 3
-    **{(module, name): getattr(builtins, name) for module in ("builtins", "__builtin__") for name in ("set", "frozenset")},
+    **{
+        (module, name): getattr(builtins, name)
+        for module in ("builtins", "__builtin__")  # __builtin__: Python 2 pickles
+        for name in ("set", "frozenset")
+    },
 }
 
 

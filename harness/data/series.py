@@ -50,7 +50,9 @@ class Series:
             if index.shape != (num_steps,):
                 raise DataError(f"{self.source}: {field_name} has shape {index.shape}, expected ({num_steps},)")
             if index.size and not (0 <= index.min() and index.max() < count):
-                raise DataError(f"{self.source}: {field_name} indices span {index.min()}..{index.max()}, expected 0..{count - 1}")
+                raise DataError(
+                    f"{self.source}: {field_name} indices span {index.min()}..{index.max()}, expected 0..{count - 1}"
+                )
         if self.segments is not None:
             self._check_segments()
         if self.adjacency is not None:

@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from harness.data.errors import DataError
 from harness.data.registry import DatasetInfo
-from harness.data.series import SPLITS, Series
+from harness.data.series import Series
 from models.base import DAYS_PER_WEEK, DatasetMeta
 
 
@@ -185,7 +185,9 @@ def _zscore(series: Series) -> tuple[float, float]:
     fitted = series.values[:rows]
     mean, std = float(np.mean(fitted, dtype=np.float32)), float(np.std(fitted, dtype=np.float32))
     if not std > 0:
-        raise DataError(f"{series.source}: the first {rows} steps (the scaler's rows) are constant ({mean}); cannot z-score them")
+        raise DataError(
+            f"{series.source}: the first {rows} steps (the scaler's rows) are constant ({mean}); cannot z-score them"
+        )
     return mean, std
 
 
