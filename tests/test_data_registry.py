@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.data import DataError, dataset_names, get_dataset_info, split_sample_counts, split_segments
+from harness.data import DataError, dataset_names, get_dataset_info, split_sample_counts, split_segments, steps_per_day
 
 
 def test_registry_lists_the_paper_datasets_largest_and_synthetic():
@@ -47,8 +47,21 @@ def test_registry_entries_follow_the_protocol_table():
     pems04, metr = get_dataset_info("PEMS04"), get_dataset_info("METR-LA")
     assert (pems04.num_nodes, pems04.num_steps, pems04.signal, pems04.split) == (307, 16992, "flow", (0.6, 0.2, 0.2))
     assert (metr.num_nodes, metr.num_steps, metr.signal, metr.split) == (207, 34272, "speed", (0.7, 0.1, 0.2))
-    assert get_dataset_info("CA").num_nodes == 8600 and get_dataset_info("CA").num_steps == 105120
-    assert all(get_dataset_info(name).interval_minutes == 5 for name in dataset_names())
+    assert (pems04.interval_minutes, pems04.steps_per_day) == (5, 288)
+
+
+@pytest.mark.parametrize(("name", "nodes"), [("SD", 716), ("GBA", 2352), ("GLA", 3834), ("CA", 8600)])
+def test_largest_is_a_year_of_15_minute_readings(name, nodes):
+    info = get_dataset_info(name)
+    assert (info.num_nodes, info.num_steps, info.interval_minutes, info.steps_per_day) == (nodes, 35040, 15, 96)
+    assert info.split == (0.6, 0.2, 0.2)
+
+
+def test_steps_per_day_follow_from_the_interval():
+    assert [steps_per_day(minutes) for minutes in (5, 15, 60)] == [288, 96, 24]
+    for minutes in (7, 0, 2880, 5.0):
+        with pytest.raises(DataError, match=rf"interval: {minutes} minutes does not divide a day of 1440 minutes"):
+            steps_per_day(minutes)
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def test_synthetic_options_configure_the_generator():
 
 
 def test_unknown_synthetic_option_lists_the_valid_ones():
-    with pytest.raises(DataError, match=r"synthetic option 'sensors': unknown; valid: nodes, days, steps, mode, seed"):
+    with pytest.raises(DataError, match=r"synthetic option 'sensors': unknown; valid: nodes, days, steps, interval"):
         load_series("synthetic", options={"sensors": 5})
 
 
@@ -182,11 +182,37 @@ def test_unknown_synthetic_option_lists_the_valid_ones():
         ({"missing_rate": 1.5}, r"synthetic missing_rate: expected a number in \[0, 1\)"),
         ({"incidents": -0.1}, r"synthetic incident_rate \(option 'incidents'\): expected a number >= 0"),
         ({"graph": "/nowhere/PEMS09.csv"}, r"/nowhere/PEMS09\.csv: graph file not found"),
+        ({"interval": 7}, r"interval: 7 minutes does not divide a day of 1440 minutes"),
+        ({"interval": 1}, r"synthetic interval_minutes: expected a multiple of 5 that divides 1440, got 1"),
     ],
 )
 def test_bad_synthetic_option_values_name_the_option(options, message):
     with pytest.raises(DataError, match=message):
         load_series("synthetic", options=options)
+
+
+def test_fifteen_minute_readings_average_the_five_minute_ones_96_a_day():
+    fine = generate_synthetic(num_nodes=5, num_steps=3 * DAY, seed=4, missing_rate=0.0)
+    coarse = load_series("synthetic", options={"nodes": 5, "days": 3, "interval": 15, "seed": 4, "missing_rate": 0})
+    assert coarse.values.shape == (3 * 96, 5) and (coarse.info.interval_minutes, coarse.info.steps_per_day) == (15, 96)
+    np.testing.assert_array_equal(coarse.tod, np.arange(3 * 96) % 96)
+    np.testing.assert_array_equal(coarse.dow, np.arange(3 * 96) // 96)
+    np.testing.assert_allclose(coarse.values, fine.values.reshape(-1, 3, 5).mean(axis=1), rtol=1e-6)
+    assert "interval_minutes=15" in coarse.source
+
+
+def test_fifteen_minute_series_keeps_its_gaps_and_daily_cycle():
+    series = generate_synthetic(interval_minutes=15, missing_rate=0.05, incident_rate=0.0)
+    assert series.values.shape == (28 * 96, 40)
+    assert 0.04 < (series.values == 0).mean() < 0.06
+    assert (_zero_run_lengths(series.values) >= 4).sum() > 20  # outages of an hour or more
+    assert _autocorrelation(series.values, 96) > _autocorrelation(series.values, 48) + 0.5
+
+
+def test_astgcn_files_refuse_a_series_at_another_interval_than_the_registry(tmp_path):
+    series = generate_synthetic(num_nodes=3, num_steps=96, interval_minutes=15)
+    with pytest.raises(DataError, match=r"ASTGCN files carry no timestamps; PEMS08 would be read back every 5 min"):
+        write_astgcn(series, tmp_path / "PEMS08", name="PEMS08")
 
 
 def test_astgcn_round_trip_reads_back_the_identical_series(tmp_path):

@@ -1,4 +1,4 @@
-"""prepare(): the BasicTS protocol on a small synthetic series (splits, z-score, window views)."""
+"""prepare(): the BasicTS protocol on small synthetic series (splits, z-score, time features, window views)."""
 
 import dataclasses
 import pickle
@@ -7,8 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import DataError, PreparedData, Series, generate_synthetic, prepare, split_sample_counts
+from harness.data import (
+    DataError,
+    PreparedData,
+    Series,
+    generate_synthetic,
+    prepare,
+    scaler_steps,
+    split_sample_counts,
+)
+from models import build_model
 from models.base import DatasetMeta, time_indices
+
+PEMS04_STEPS, PEMS04_SPLIT = 16992, (0.6, 0.2, 0.2)
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +81,27 @@ def test_time_index_points_at_the_first_forecast_step(data):
     np.testing.assert_array_equal(data.raw[steps[1]], split.targets[5, 0])
 
 
-def test_values_are_z_scored_with_training_segment_statistics(series, data):
-    train = series.values[: data.segments["train"][1]].astype(np.float64)
-    assert data.mean == pytest.approx(train.mean()) and data.std == pytest.approx(train.std())
-    np.testing.assert_allclose(data.features[..., 0], (series.values - data.mean) / data.std, rtol=1e-5, atol=1e-5)
-    z_train, _, _ = data.train_segment()
-    assert abs(z_train.mean()) < 1e-4 and z_train.std() == pytest.approx(1.0, abs=1e-4)
+def test_scaler_is_fitted_as_basicts_05_on_int_t_times_r_train_rows_not_the_training_segment():
+    series = generate_synthetic(num_nodes=3, num_steps=PEMS04_STEPS, seed=0)
+    values = series.values.copy()
+    values[10195] = 5000.0  # the training segment's last row: BasicTS 0.5's scaler never sees it
+    data = prepare(dataclasses.replace(series, values=values))
+    assert scaler_steps(PEMS04_STEPS, PEMS04_SPLIT) == 10195 and data.segments["train"] == (0, 10196)
+    fitted = values[:10195]  # float32 mean, population std, zeros (missing readings) included
+    assert (data.mean, data.std) == (float(np.mean(fitted)), float(np.std(fitted)))
+    assert data.mean < float(np.mean(values[:10196], dtype=np.float64)) - 0.1
+    np.testing.assert_allclose(data.features[..., 0], (values - data.mean) / data.std, rtol=1e-5, atol=1e-5)
 
 
-def test_scaler_ignores_validation_and_test_values(series, data):
+def test_scaler_ignores_the_values_after_its_rows(series, data):
+    rows = scaler_steps(series.num_steps, series.info.split)
+    assert rows == 691 and data.segments["train"] == (0, 692)
     changed = series.values.copy()
-    changed[data.segments["train"][1] :] *= 3.0
+    changed[rows:] *= 3.0
     other = prepare(dataclasses.replace(series, values=changed))
     assert (other.mean, other.std) == (data.mean, data.std)
-    changed[:10] += 50.0
-    assert prepare(dataclasses.replace(series, values=changed)).mean != data.mean
+    changed[rows - 1] += 500.0
+    assert prepare(dataclasses.replace(series, values=changed)).mean > data.mean
 
 
 def test_time_features_are_unscaled_fractions_that_models_decode(series, data):
@@ -94,6 +111,62 @@ def test_time_features_are_unscaled_fractions_that_models_decode(series, data):
     tod, dow = time_indices(torch.from_numpy(x))
     np.testing.assert_array_equal(tod.numpy(), series.tod[300:302, None] + np.arange(12))
     np.testing.assert_array_equal(dow.numpy()[:, 0], series.dow[300:302])
+
+
+def test_fifteen_minute_data_has_96_time_of_day_slots_and_models_are_told_so():
+    series = generate_synthetic(num_nodes=4, num_steps=96 * 3, seed=1, interval_minutes=15)
+    data = prepare(series)
+    fractions = np.unique(data.features[..., 1])
+    assert len(fractions) == 96 and fractions.max() == np.float32(95 / 96)
+    np.testing.assert_allclose(data.features[:, 0, 1], (np.arange(96 * 3) % 96) / 96, rtol=1e-6)
+    meta = data.meta()
+    assert meta.steps_per_day == 96
+    x, _ = data.split("train").batch(np.arange(90, 92))
+    tod, _ = time_indices(torch.from_numpy(x), meta.steps_per_day)
+    np.testing.assert_array_equal(tod.numpy(), (np.arange(90, 92)[:, None] + np.arange(12)) % 96)
+    model = build_model("stid", meta)
+    assert model.tod_embedding.shape[0] == 96  # its time-of-day table is sized from the data
+    assert model(torch.from_numpy(x)).prediction.shape == (2, 12, 4, 1)
+
+
+def test_five_minute_data_tells_models_288_steps_per_day(data):
+    assert data.meta().steps_per_day == 288
+
+
+def test_explicit_segments_replace_the_ratio_split():
+    series = generate_synthetic(num_nodes=3, num_steps=300, seed=2)
+    segments = {"train": (0, 200), "val": (200, 250), "test": (250, 300)}
+    data = prepare(dataclasses.replace(series, segments=segments))
+    assert data.segments == segments and prepare(series).segments["train"] == (0, 180)
+    assert data.num_samples() == {"train": 177, "val": 27, "test": 27}
+    test = data.split("test")
+    np.testing.assert_array_equal(test.targets[-1], data.raw[288:300])  # windows stay inside their segment
+    np.testing.assert_array_equal(test.inputs[0, :, :, 0], data.features[250:262, :, 0])
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [
+        {"train": (0, 180), "val": (181, 240), "test": (240, 300)},
+        {"train": (0, 180), "val": (180, 240), "test": (240, 299)},
+        {"train": (0, 180), "val": (180, 180), "test": (180, 300)},
+    ],
+    ids=["gap", "short", "empty"],
+)
+def test_segments_that_do_not_tile_the_series_are_a_data_error(segments):
+    series = generate_synthetic(num_nodes=3, num_steps=300, seed=2)
+    with pytest.raises(DataError, match=r"split segments .* are not non-empty, contiguous train, val, test ranges"):
+        dataclasses.replace(series, segments=segments)
+
+
+def test_fingerprint_covers_what_preparation_derives(series, data):
+    assert prepare(_read_only(series)).fingerprint == data.fingerprint
+    fifteen_minutes = dataclasses.replace(series.info, interval_minutes=15)
+    coarse = dataclasses.replace(series, info=fifteen_minutes, tod=series.tod % 96)
+    assert prepare(coarse).fingerprint != prepare(dataclasses.replace(series, tod=series.tod % 96)).fingerprint
+    shifted = series.values.copy()
+    shifted[0] += 1.0
+    assert prepare(dataclasses.replace(series, values=shifted)).fingerprint != data.fingerprint
 
 
 def test_prepare_and_windows_work_on_read_only_arrays(series):
@@ -142,6 +215,11 @@ def test_bad_window_length_is_a_data_error(series):
         prepare(series, input_len=0)
 
 
-def test_constant_training_segment_is_a_data_error(series):
-    with pytest.raises(DataError, match="training segment is constant"):
+def test_constant_scaler_rows_are_a_data_error(series):
+    with pytest.raises(DataError, match=r"the first 691 steps \(the scaler's rows\) are constant"):
         prepare(dataclasses.replace(series, values=np.zeros_like(series.values)))
+
+
+def test_time_indices_outside_the_day_are_a_data_error(series):
+    with pytest.raises(DataError, match=r"tod indices span 1\.\.288, expected 0\.\.287"):
+        dataclasses.replace(series, tod=series.tod + 1)

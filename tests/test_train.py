@@ -1,4 +1,4 @@
-"""The training loop: determinism, early stopping, divergence, auxiliary losses, resume."""
+"""The training loop: determinism, early stopping, divergence (NaN/inf, finite blow-ups), auxiliary losses, resume."""
 
 import math
 
@@ -10,8 +10,9 @@ from harness.data import generate_synthetic, prepare
 from harness.experiment import run_planned
 from harness.plan import plan_run
 from harness.train import TrainConfig, TrainState, evaluate, fit
+from harness.train.loop import MeanForecast, mean_forecast_mae
 from models import build_model
-from models.base import ForecastModel, ModelOutput
+from models.base import ConfigError, ForecastModel, ModelOutput
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,45 @@ def test_nan_loss_stops_the_run_as_diverged(data):
     assert result.status == "diverged"
     assert "nan" in result.reason
     assert result.epochs == 0
+
+
+def test_finite_blow_up_of_a_huge_learning_rate_is_diverged_not_ok(data):
+    result = fit(build_model("stid", data.meta()), data, quick(lr=30.0))  # val MAE ~1e28, finite
+    assert result.status == "diverged" and result.epochs == 0
+    assert result.reason.startswith("validation MAE ") and " in epoch 1 exceeds " in result.reason
+    assert "divergence_factor 100 x the validation MAE of always forecasting the training mean" in result.reason
+    unchecked = fit(build_model("stid", data.meta()), data, quick(lr=30.0, divergence_factor=None))
+    assert unchecked.status == "ok" and unchecked.best_val_mae > 1e6  # what was recorded as ok before
+
+
+def test_divergence_is_judged_against_the_mean_forecast(data):
+    class Offset(ForecastModel):
+        """Forecasts the training mean plus `offset` raw units (a finite, epoch-independent error)."""
+
+        def __init__(self, offset: float):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+            self.offset = offset / data.std
+
+        def forward(self, history):
+            return ModelOutput(prediction=torch.zeros_like(history[..., :1]) + self.offset + 0 * self.weight)
+
+    mean_mae = evaluate(MeanForecast(12), data, "val", quick())["overall"]["mae"]
+    assert mean_forecast_mae(data, quick()) == mean_mae
+    assert fit(Offset(5 * mean_mae), data, quick(divergence_factor=10.0)).status == "ok"
+    result = fit(Offset(20 * mean_mae), data, quick(divergence_factor=10.0))
+    assert result.status == "diverged" and f"exceeds {10 * mean_mae:.4g}, divergence_factor 10 x" in result.reason
+
+
+def test_normal_training_stays_ok_under_the_divergence_check(data):
+    result = fit(build_model("stid", data.meta()), data, quick())
+    assert result.status == "ok" and result.reason == "" and len(result.history) == 2
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, -3.0])
+def test_divergence_factor_must_exceed_one(factor):
+    with pytest.raises(ConfigError, match=r"divergence_factor: must be > 1 or null"):
+        quick(divergence_factor=factor).validate()
 
 
 def test_auxiliary_loss_is_added_to_the_training_loss(data):

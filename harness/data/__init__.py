@@ -8,10 +8,10 @@ BasicTS windowing protocol.
 
 from harness.data.errors import DataError
 from harness.data.formats import expected_files, find_dataset_folder, read_folder, write_astgcn
-from harness.data.graphs import read_adjacency_pickle, read_graph, read_pems_graph
+from harness.data.graphs import load_graph_pickle, read_adjacency_pickle, read_graph, read_pems_graph
 from harness.data.loader import DATA_DIR_ENV, SYNTHETIC_OPTIONS, load_series, synthetic_from_options
-from harness.data.registry import SYNTHETIC, DatasetInfo, dataset_names, get_dataset_info
-from harness.data.series import Series
+from harness.data.registry import SYNTHETIC, DatasetInfo, dataset_names, get_dataset_info, steps_per_day
+from harness.data.series import SPLITS, Series
 from harness.data.synthetic import (
     DEFAULT_INCIDENT_RATE,
     DEFAULT_MISSING_RATE,
@@ -19,7 +19,7 @@ from harness.data.synthetic import (
     DEFAULT_STEPS,
     generate_synthetic,
 )
-from harness.data.windows import SPLITS, PreparedData, WindowSplit, prepare, split_sample_counts, split_segments
+from harness.data.windows import PreparedData, WindowSplit, prepare, scaler_steps, split_sample_counts, split_segments
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -40,14 +40,17 @@ __all__ = [
     "find_dataset_folder",
     "generate_synthetic",
     "get_dataset_info",
+    "load_graph_pickle",
     "load_series",
     "prepare",
     "read_adjacency_pickle",
     "read_folder",
     "read_graph",
     "read_pems_graph",
+    "scaler_steps",
     "split_sample_counts",
     "split_segments",
+    "steps_per_day",
     "synthetic_from_options",
     "write_astgcn",
 ]

@@ -1,14 +1,84 @@
-"""Sensor-graph readers: the PEMS edge list (csv + optional id file) and the DCRNN pickle."""
+"""Sensor-graph readers: the PEMS edge list (csv + optional id file) and the DCRNN pickle.
+
+Graph pickles come from strangers (dataset mirrors, --data-option graph=x.pkl), and unpickling can
+run any code a pickle names. They are read with `GraphUnpickler`, which builds only plain
+containers, strings, numbers and numpy arrays.
+"""
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.data.errors import DataError
+from harness.data.reading import one_line
+
+
+def _numpy_pickle_functions() -> dict[str, Any]:
+    """numpy's array and scalar rebuilders, as pickles of this numpy version name them (their
+    module moved from numpy.core to numpy._core in numpy 2; the objects are the same)."""
+    array, scalar = np.zeros(1), np.float64(0)
+    return {
+        "_reconstruct": array.__reduce__()[0],  # protocols 0-4
+        "_frombuffer": array.__reduce_ex__(5)[0],  # protocol 5
+        "scalar": scalar.__reduce__()[0],
+    }
+
+
+_NUMPY_FUNCTIONS = _numpy_pickle_functions()
+_NUMPY_FUNCTION_MODULES = (
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+)
+# (module, name) -> object: everything a pickle of containers, strings, numbers and arrays needs.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    **{(module, name): function for module in _NUMPY_FUNCTION_MODULES for name, function in _NUMPY_FUNCTIONS.items()},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,  # bytes in protocol 2 pickles written by Python 3
+    **{
+        (module, name): getattr(builtins, name)
+        for module in ("builtins", "__builtin__")  # __builtin__: Python 2 pickles
+        for name in ("set", "frozenset")
+    },
+}
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global outside _ALLOWED_GLOBALS (args[0]: "module.name")."""
+
+
+class GraphUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only _ALLOWED_GLOBALS: any other function or class a pickle names
+    (os.system, eval, a class with side effects) is refused before anything is called."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise RefusedGlobal(f"{module}.{name}") from None
+
+
+def load_graph_pickle(path: Path) -> object:
+    """The content of a graph pickle (Python 2 strings decoded as latin1), through GraphUnpickler."""
+    try:
+        return GraphUnpickler(io.BytesIO(Path(path).read_bytes()), encoding="latin1").load()
+    except RefusedGlobal as refused:
+        raise DataError(
+            f"{path}: refused to unpickle {refused.args[0]}; graph pickles may hold only containers, strings, "
+            "numbers and numpy arrays"
+        ) from None
+    except Exception as error:  # unpickling a corrupt file can raise almost anything (see the pickle docs)
+        raise DataError(f"{path}: unreadable pickle ({one_line(error)})") from None
 
 
 def read_pems_graph(csv_path: Path, num_nodes: int | None = None, id_path: Path | None = None) -> np.ndarray:
@@ -34,11 +104,7 @@ def read_pems_graph(csv_path: Path, num_nodes: int | None = None, id_path: Path 
 def read_adjacency_pickle(path: Path, num_nodes: int | None = None) -> np.ndarray:
     """The weighted (N, N) adjacency of a DCRNN pickle [sensor_ids, id_to_index, adj] or of a plain array pickle."""
     path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            content = pickle.load(handle, encoding="latin1")
-    except Exception as error:  # unpickling a corrupt file can raise almost anything (see the pickle docs)
-        raise DataError(f"{path}: unreadable pickle ({type(error).__name__}: {error})") from None
+    content = load_graph_pickle(path)
     if isinstance(content, (list, tuple)) and len(content) == 3:
         content = content[2]
     if not isinstance(content, np.ndarray) or content.ndim != 2 or content.shape[0] != content.shape[1]:

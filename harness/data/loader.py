@@ -10,13 +10,12 @@ from typing import Any
 from harness.data.errors import DataError
 from harness.data.formats import expected_files, find_dataset_folder, read_folder
 from harness.data.graphs import read_graph
-from harness.data.registry import SYNTHETIC, SYNTHETIC_DAYS, get_dataset_info
+from harness.data.registry import DEFAULT_INTERVAL_MINUTES, SYNTHETIC, SYNTHETIC_DAYS, get_dataset_info, steps_per_day
 from harness.data.series import Series
 from harness.data.synthetic import DEFAULT_INCIDENT_RATE, DEFAULT_MISSING_RATE, generate_synthetic
-from models.base import STEPS_PER_DAY
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
-SYNTHETIC_OPTIONS = ("nodes", "days", "steps", "mode", "seed", "graph", "missing_rate", "incidents")
+SYNTHETIC_OPTIONS = ("nodes", "days", "steps", "interval", "mode", "seed", "graph", "missing_rate", "incidents")
 
 
 def load_series(name: str, data_dir: str | Path | None = None, options: Mapping[str, Any] | None = None) -> Series:
@@ -43,9 +42,9 @@ def load_series(name: str, data_dir: str | Path | None = None, options: Mapping[
 def synthetic_from_options(options: Mapping[str, Any]) -> Series:
     """The synthetic series configured by `options`.
 
-    nodes, days, steps (overrides days), mode ("flow" | "speed"), seed, graph (a PEMS .csv or
-    DCRNN .pkl file; the sensor count then comes from it), missing_rate, incidents (per sensor
-    per day).
+    nodes, days, steps (overrides days), interval (minutes between readings, default 5; 15 for
+    LargeST-like data), mode ("flow" | "speed"), seed, graph (a PEMS .csv or DCRNN .pkl file;
+    the sensor count then comes from it), missing_rate, incidents (per sensor per day).
     """
     unknown = [key for key in options if key not in SYNTHETIC_OPTIONS]
     if unknown:
@@ -55,12 +54,14 @@ def synthetic_from_options(options: Mapping[str, Any]) -> Series:
     nodes = _integer(options, "nodes", minimum=2)
     if adjacency is not None and nodes is not None and nodes != len(adjacency):
         raise DataError(f"synthetic option 'nodes': {nodes} differs from the {len(adjacency)} nodes of {graph_path}")
+    interval = _integer(options, "interval", minimum=1) or DEFAULT_INTERVAL_MINUTES
     steps = _integer(options, "steps", minimum=1)
     if steps is None:
-        steps = (_integer(options, "days", minimum=1) or SYNTHETIC_DAYS) * STEPS_PER_DAY
+        steps = (_integer(options, "days", minimum=1) or SYNTHETIC_DAYS) * steps_per_day(interval)
     return generate_synthetic(
         num_nodes=nodes,
         num_steps=steps,
+        interval_minutes=interval,
         seed=_integer(options, "seed", minimum=0) or 0,
         mode=str(options.get("mode", "flow")),
         adjacency=adjacency,

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.data.errors import DataError
-from models.base import STEPS_PER_DAY
+import numpy as np
 
+from harness.data.errors import DataError
+
+MINUTES_PER_DAY = 24 * 60
+DEFAULT_INTERVAL_MINUTES = 5  # PEMS0X, METR-LA, PEMS-BAY and the synthetic default
 SYNTHETIC = "synthetic"
 SYNTHETIC_NODES = 40
 SYNTHETIC_DAYS = 28
-LARGEST_STEPS = 365 * STEPS_PER_DAY  # LargeST: one year (2019) of 5-minute readings
+LARGEST_INTERVAL_MINUTES = 15  # LargeST as BasicTS ships it and HEPHAESTUS A.7 uses it
+LARGEST_DAYS = 365  # the year 2019
+
+
+def steps_per_day(interval_minutes: int) -> int:
+    """Readings per day at `interval_minutes` (5 -> 288, 15 -> 96); DataError unless it divides a day."""
+    if (
+        isinstance(interval_minutes, bool)
+        or not isinstance(interval_minutes, (int, np.integer))
+        or not 0 < interval_minutes <= MINUTES_PER_DAY
+        or MINUTES_PER_DAY % interval_minutes
+    ):
+        raise DataError(f"interval: {interval_minutes!r} minutes does not divide a day of {MINUTES_PER_DAY} minutes")
+    return MINUTES_PER_DAY // int(interval_minutes)
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     """What the registry knows about a dataset before reading it.
 
-    split holds the (train, val, test) ratios of the contiguous time split.
+    split holds the (train, val, test) ratios of the contiguous time split; interval_minutes the
+    time between readings, from which steps_per_day follows.
     """
 
     name: str
@@ -26,11 +43,17 @@ class DatasetInfo:
     signal: str
     split: tuple[float, float, float]
     description: str
-    interval_minutes: int = 5
+    interval_minutes: int = DEFAULT_INTERVAL_MINUTES
+
+    @property
+    def steps_per_day(self) -> int:
+        """Readings per day (288 at 5 minutes, 96 at 15): what time-of-day tables are sized by."""
+        return steps_per_day(self.interval_minutes)
 
 
 _PEMS_SPLIT = (0.6, 0.2, 0.2)
 _DCRNN_SPLIT = (0.7, 0.1, 0.2)
+_LARGEST_STEPS = LARGEST_DAYS * steps_per_day(LARGEST_INTERVAL_MINUTES)  # 35,040
 
 _DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("METR-LA", 207, 34272, "speed", _DCRNN_SPLIT, "Los Angeles highway speeds, Mar-Jun 2012 (DCRNN)"),
@@ -39,14 +62,14 @@ _DATASETS: tuple[DatasetInfo, ...] = (
     DatasetInfo("PEMS04", 307, 16992, "flow", _PEMS_SPLIT, "Caltrans District 4 flow, Jan-Feb 2018 (ASTGCN)"),
     DatasetInfo("PEMS07", 883, 28224, "flow", _PEMS_SPLIT, "Caltrans District 7 flow, May-Aug 2017 (STSGCN)"),
     DatasetInfo("PEMS08", 170, 17856, "flow", _PEMS_SPLIT, "Caltrans District 8 flow, Jul-Aug 2016 (ASTGCN)"),
-    DatasetInfo("SD", 716, LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST San Diego flow, 2019"),
-    DatasetInfo("GBA", 2352, LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST Greater Bay Area flow, 2019"),
-    DatasetInfo("GLA", 3834, LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST Greater Los Angeles flow, 2019"),
-    DatasetInfo("CA", 8600, LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST California flow, 2019"),
+    DatasetInfo("SD", 716, _LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST San Diego flow, 2019", LARGEST_INTERVAL_MINUTES),
+    DatasetInfo("GBA", 2352, _LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST Greater Bay Area flow, 2019", LARGEST_INTERVAL_MINUTES),
+    DatasetInfo("GLA", 3834, _LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST Greater Los Angeles flow, 2019", LARGEST_INTERVAL_MINUTES),
+    DatasetInfo("CA", 8600, _LARGEST_STEPS, "flow", _PEMS_SPLIT, "LargeST California flow, 2019", LARGEST_INTERVAL_MINUTES),
     DatasetInfo(
         SYNTHETIC,
         SYNTHETIC_NODES,
-        SYNTHETIC_DAYS * STEPS_PER_DAY,
+        SYNTHETIC_DAYS * steps_per_day(DEFAULT_INTERVAL_MINUTES),
         "flow",
         _PEMS_SPLIT,
         "built-in simulated road network: rush hours, propagation delays, incidents, sensor gaps",

@@ -12,8 +12,11 @@ How a reading comes about (vectorised over time x sensors):
   3. Incidents cut the capacity of a sensor and, hop by hop with a lag and a decay, of its
      neighbours; the cut lasts a while, then recovers exponentially.
   4. Observation: flow = capacity x served ratio, which falls once demand exceeds the remaining
-     capacity (congestion); speed = free-flow speed lowered by congestion; noise; sensor gaps
+     capacity (congestion); speed = free-flow speed lowered by congestion; noise.
+  5. Readings: at the native 5-minute resolution, or, for a longer interval (LargeST's 15
+     minutes), the mean of the 5-minute readings each interval spans; then sensor gaps
      (whole-sensor outages of hours plus scattered single readings) recorded as 0.
+All time constants below are in native 5-minute steps.
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ from scipy.signal import lfilter
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from harness.data.errors import DataError
-from harness.data.registry import SYNTHETIC, SYNTHETIC_DAYS, SYNTHETIC_NODES, get_dataset_info
+from harness.data.registry import (
+    DEFAULT_INTERVAL_MINUTES,
+    MINUTES_PER_DAY,
+    SYNTHETIC,
+    SYNTHETIC_DAYS,
+    SYNTHETIC_NODES,
+    get_dataset_info,
+    steps_per_day,
+)
 from harness.data.series import Series
-from models.base import DAYS_PER_WEEK, STEPS_PER_DAY
+from models.base import DAYS_PER_WEEK
 
+NATIVE_STEPS_PER_DAY = steps_per_day(DEFAULT_INTERVAL_MINUTES)  # the generator simulates 5-minute steps
 DEFAULT_NODES = SYNTHETIC_NODES
-DEFAULT_STEPS = SYNTHETIC_DAYS * STEPS_PER_DAY
+DEFAULT_STEPS = SYNTHETIC_DAYS * NATIVE_STEPS_PER_DAY
 DEFAULT_MISSING_RATE = 0.02  # fraction of readings recorded as 0
 DEFAULT_INCIDENT_RATE = 0.02  # incidents per sensor per day
 MODES = ("flow", "speed")
@@ -58,23 +70,29 @@ _OUTAGE_STEPS = (12, 144)  # whole-sensor outages of 1 to 12 hours
 
 def generate_synthetic(
     num_nodes: int | None = None,
-    num_steps: int = DEFAULT_STEPS,
+    num_steps: int | None = None,
     seed: int = 0,
     mode: str = "flow",
     adjacency: np.ndarray | None = None,
     missing_rate: float = DEFAULT_MISSING_RATE,
     incident_rate: float = DEFAULT_INCIDENT_RATE,
     graph_name: str = "given",
+    interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
 ) -> Series:
     """Seeded synthetic traffic: the same arguments always give the same series.
 
     num_nodes defaults to DEFAULT_NODES on a generated corridor graph; with a real `adjacency`
     (N, N) the sensor count is N and `graph_name` (e.g. its file) is recorded in `source`.
-    mode "flow" gives PEMS-like counts (about 0..600 veh/5 min), "speed" METR-LA-like speeds
-    (0..70 mph). missing_rate is the fraction of readings recorded as 0; incident_rate counts
-    incidents per sensor per day. The series starts on a Monday at midnight.
+    num_steps readings (default SYNTHETIC_DAYS days) every interval_minutes, a multiple of 5
+    that divides a day (15 for LargeST-like data). mode "flow" gives PEMS-like counts (about
+    0..600 vehicles per 5 minutes), "speed" METR-LA-like speeds (0..70 mph). missing_rate is the
+    fraction of readings recorded as 0; incident_rate counts incidents per sensor per day. The
+    series starts on a Monday at midnight.
     """
+    readings_per_day = _check_interval(interval_minutes)
+    num_steps = SYNTHETIC_DAYS * readings_per_day if num_steps is None else num_steps
     _check_arguments(num_nodes, num_steps, seed, mode, adjacency, missing_rate, incident_rate)
+    native_per_reading = NATIVE_STEPS_PER_DAY // readings_per_day
     rng = np.random.default_rng(seed)
     if adjacency is None:
         adjacency, directed = _corridor_graph(num_nodes or DEFAULT_NODES, rng)
@@ -86,23 +104,52 @@ def generate_synthetic(
         directed = sparse.csr_array(edges)
         graph = graph_name
     delays, corridor = _travel_delays(directed, rng)
-    steps = np.arange(num_steps)
-    tod, dow = steps % STEPS_PER_DAY, (steps // STEPS_PER_DAY) % DAYS_PER_WEEK
-    demand = _demand_profiles(delays, rng)[dow * STEPS_PER_DAY + tod]
-    fluctuation = _delayed_fluctuation(delays, corridor, num_steps, rng)
+    native_steps = num_steps * native_per_reading
+    tod, dow = _time_indices(native_steps, NATIVE_STEPS_PER_DAY)
+    demand = _demand_profiles(delays, rng)[dow * NATIVE_STEPS_PER_DAY + tod]
+    fluctuation = _delayed_fluctuation(delays, corridor, native_steps, rng)
     fluctuation += _ar1(rng, fluctuation.shape, _LOCAL_AR, _LOCAL_STD)
     demand *= 1 + fluctuation
-    capacity = _capacity_after_incidents(adjacency, num_steps, incident_rate, rng)
+    capacity = _capacity_after_incidents(adjacency, native_steps, incident_rate, rng)
     observe = _observe_flow if mode == "flow" else _observe_speed
-    values = observe(np.maximum(demand, 0) / capacity, capacity, rng)
-    values[_sensor_gaps(values.shape, missing_rate, rng)] = 0.0
+    native = observe(np.maximum(demand, 0) / capacity, capacity, rng)
+    values = native.reshape(num_steps, native_per_reading, -1).mean(axis=1)
+    values[_sensor_gaps(values.shape, missing_rate, native_per_reading, rng)] = 0.0
     num_nodes = values.shape[1]
-    info = replace(get_dataset_info(SYNTHETIC), num_nodes=num_nodes, num_steps=num_steps, signal=mode)
-    source = (
-        f"synthetic(nodes={num_nodes}, steps={num_steps}, seed={seed}, mode={mode}, graph={graph}, "
-        f"missing_rate={missing_rate}, incident_rate={incident_rate})"
+    info = replace(
+        get_dataset_info(SYNTHETIC),
+        num_nodes=num_nodes,
+        num_steps=num_steps,
+        signal=mode,
+        interval_minutes=interval_minutes,
     )
-    return Series(SYNTHETIC, info, values, tod, dow, adjacency, source)
+    source = (
+        f"synthetic(nodes={num_nodes}, steps={num_steps}, interval_minutes={interval_minutes}, seed={seed}, "
+        f"mode={mode}, graph={graph}, missing_rate={missing_rate}, incident_rate={incident_rate})"
+    )
+    return Series(SYNTHETIC, info, values, *_time_indices(num_steps, readings_per_day), adjacency, source)
+
+
+def _check_interval(interval_minutes: int) -> int:
+    """Readings per day at `interval_minutes`; DataError unless it is a whole number of native steps."""
+    if (
+        isinstance(interval_minutes, (int, np.integer))
+        and not isinstance(interval_minutes, bool)
+        and interval_minutes > 0
+        and interval_minutes % DEFAULT_INTERVAL_MINUTES == 0
+        and MINUTES_PER_DAY % interval_minutes == 0
+    ):
+        return steps_per_day(interval_minutes)
+    raise DataError(
+        f"synthetic interval_minutes: expected a multiple of {DEFAULT_INTERVAL_MINUTES} that divides "
+        f"{MINUTES_PER_DAY}, got {interval_minutes!r}"
+    )
+
+
+def _time_indices(num_steps: int, per_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tod, dow) indices of steps 0 .. num_steps - 1 at `per_day` steps a day, step 0 = Monday 00:00."""
+    steps = np.arange(num_steps)
+    return steps % per_day, (steps // per_day) % DAYS_PER_WEEK
 
 
 def _check_arguments(
@@ -183,9 +230,9 @@ def _travel_delays(directed: sparse.csr_array, rng: np.random.Generator) -> tupl
 
 
 def _demand_profiles(delays: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(7 * 288, N) float32 demand/capacity ratio by (day of week, time of day), rows dow * 288 + tod."""
+    """(7 * NATIVE_STEPS_PER_DAY, N) float32 demand/capacity ratio by (day of week, native step of day)."""
     num_nodes = len(delays)
-    time = np.arange(STEPS_PER_DAY, dtype=np.float64)[:, None]
+    time = np.arange(NATIVE_STEPS_PER_DAY, dtype=np.float64)[:, None]
     shift = delays + rng.normal(0.0, 4.0, num_nodes)  # later downstream, plus each sensor's own timing
     inbound = rng.random(num_nodes)  # inbound sensors peak in the morning, outbound in the evening
     morning_peak = 96 + shift + rng.normal(0, 3, num_nodes)  # about 8:00
@@ -205,7 +252,7 @@ def _demand_profiles(delays: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 def _bump(time: np.ndarray, center: np.ndarray, width: np.ndarray | float) -> np.ndarray:
     """A Gaussian peak on the 24-hour circle (time and center in steps)."""
-    distance = (time - center + STEPS_PER_DAY / 2) % STEPS_PER_DAY - STEPS_PER_DAY / 2
+    distance = (time - center + NATIVE_STEPS_PER_DAY / 2) % NATIVE_STEPS_PER_DAY - NATIVE_STEPS_PER_DAY / 2
     return np.exp(-0.5 * (distance / width) ** 2)
 
 
@@ -239,7 +286,7 @@ def _capacity_after_incidents(
 ) -> np.ndarray:
     """(T, N) float32 fraction of capacity left after random incidents (`rate` per sensor per day)."""
     num_nodes = len(adjacency)
-    count = rng.poisson(rate * num_nodes * num_steps / STEPS_PER_DAY)
+    count = rng.poisson(rate * num_nodes * num_steps / NATIVE_STEPS_PER_DAY)
     origin = rng.integers(0, num_nodes, count)
     start = rng.integers(0, num_steps, count)
     duration = rng.integers(*_INCIDENT_DURATION, count, endpoint=True)
@@ -312,13 +359,14 @@ def _observe_speed(load: np.ndarray, capacity: np.ndarray, rng: np.random.Genera
     return np.clip(speed, 0, _MAX_SPEED, out=speed)
 
 
-def _sensor_gaps(shape: tuple[int, int], rate: float, rng: np.random.Generator) -> np.ndarray:
+def _sensor_gaps(shape: tuple[int, int], rate: float, native_per_reading: int, rng: np.random.Generator) -> np.ndarray:
     """(T, N) bool: half the rate as whole-sensor outages of hours, half as scattered single readings."""
     num_steps, num_nodes = shape
+    outage_readings = tuple(max(steps // native_per_reading, 1) for steps in _OUTAGE_STEPS)
     gaps = rng.random(shape, dtype=np.float32) < rate / 2
-    count = rng.poisson(rate / 2 * num_steps * num_nodes / np.mean(_OUTAGE_STEPS))
+    count = rng.poisson(rate / 2 * num_steps * num_nodes / np.mean(outage_readings))
     node, start = rng.integers(0, num_nodes, count), rng.integers(0, num_steps, count)
-    end = np.minimum(start + rng.integers(*_OUTAGE_STEPS, count, endpoint=True), num_steps)
+    end = np.minimum(start + rng.integers(*outage_readings, count, endpoint=True), num_steps)
     boundaries = np.zeros((num_steps + 1, num_nodes), dtype=np.int32)
     np.add.at(boundaries, (start, node), 1)
     np.add.at(boundaries, (end, node), -1)

@@ -1,4 +1,4 @@
-"""The BasicTS protocol (shared/specs/protocol.md): contiguous splits, a train-only z-score and
+"""The BasicTS protocol (shared/specs/protocol.md): contiguous splits, the BasicTS 0.5 z-score and
 stride-1 windows of `input_len` in / `output_len` out, built inside each segment as views.
 
 `PreparedData` keeps only plain numpy arrays (the raw series, the (T, N, 3) feature array, the
@@ -8,6 +8,7 @@ time indices), so it can sit once in the Ray object store and be shared read-onl
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,9 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from harness.data.errors import DataError
 from harness.data.registry import DatasetInfo
 from harness.data.series import Series
-from models.base import DAYS_PER_WEEK, STEPS_PER_DAY, DatasetMeta
-
-SPLITS = ("train", "val", "test")
+from models.base import DAYS_PER_WEEK, DatasetMeta
 
 
 def split_segments(num_steps: int, ratios: tuple[float, float, float]) -> dict[str, tuple[int, int]]:
@@ -27,6 +26,15 @@ def split_segments(num_steps: int, ratios: tuple[float, float, float]) -> dict[s
     val, test = int(num_steps * val_ratio), int(num_steps * test_ratio)
     train = num_steps - val - test
     return {"train": (0, train), "val": (train, train + val), "test": (train + val, num_steps)}
+
+
+def scaler_steps(num_steps: int, ratios: tuple[float, float, float]) -> int:
+    """Rows the z-score is fitted on, as BasicTS 0.5 does: int(T * r_train) (PEMS04: 10195).
+
+    One fewer than the ratio split's training segment whenever T * r_val or T * r_test has a
+    fractional part (PEMS04's training segment has 10196 rows).
+    """
+    return int(num_steps * ratios[0])
 
 
 def split_sample_counts(
@@ -61,7 +69,7 @@ class WindowSplit:
         return np.ascontiguousarray(self.inputs[indices]), np.ascontiguousarray(self.targets[indices])
 
     def time_index(self, indices: np.ndarray) -> np.ndarray:
-        """Series index of each sample's first forecast step (its time of day is index % 288)."""
+        """Series index of each sample's first forecast step (its time-of-day index is tod[step])."""
         return self.start + self.input_len + np.asarray(indices, dtype=np.int64)
 
 
@@ -70,8 +78,11 @@ class PreparedData:
     """A series ready for training: raw values, normalised features and the split boundaries.
 
     raw (T, N) float32 raw units (0 = missing); features (T, N, 3) float32 [z-scored value,
-    tod / 288, dow / 7]; mean, std: the z-score of channel 0 over the training segment; tod, dow
-    (T,) int64 indices; segments: [start, end) step range of each split.
+    tod / steps_per_day, dow / 7]; mean, std: the z-score of channel 0, fitted on
+    raw[:scaler_steps(T, info.split)]; tod, dow (T,) int64 indices; segments: [start, end) step
+    range of each split (the files' own where they fix it, else by the ratios info.split);
+    source: where the series came from and, for files with their own split, that it was kept;
+    fingerprint: the series' content and what preparing it derived (scaler, steps per day).
     """
 
     name: str
@@ -87,6 +98,7 @@ class PreparedData:
     input_len: int
     output_len: int
     segments: dict[str, tuple[int, int]]
+    source: str
 
     @property
     def num_nodes(self) -> int:
@@ -111,6 +123,7 @@ class PreparedData:
             num_nodes=self.num_nodes,
             input_len=self.input_len,
             output_len=self.output_len,
+            steps_per_day=self.info.steps_per_day,
             adjacency=self.adjacency,
             missing_value=float((np.float32(0.0) - np.float32(self.mean)) / np.float32(self.std)),
         )
@@ -128,28 +141,24 @@ class PreparedData:
 
 
 def prepare(series: Series, input_len: int = 12, output_len: int = 12) -> PreparedData:
-    """Split `series` by its registry ratios, z-score with train-segment statistics, add time features.
+    """Split `series` (its own segments, else its ratios), z-score as BasicTS 0.5, add time features.
 
     Never writes into `series`' arrays (they may be read-only, e.g. from the Ray object store).
     """
     for field_name, length in (("input_len", input_len), ("output_len", output_len)):
         if not isinstance(length, (int, np.integer)) or length < 1:
             raise DataError(f"{field_name}: expected a positive integer, got {length!r}")
-    segments = split_segments(series.num_steps, series.info.split)
+    segments = series.segments if series.segments is not None else split_segments(series.num_steps, series.info.split)
     for name, segment in segments.items():
         if _window_count(segment, input_len, output_len) < 1:
             raise DataError(
                 f"{series.name}: the {name} segment has {segment[1] - segment[0]} steps, fewer than "
                 f"input_len + output_len = {input_len + output_len} (series has {series.num_steps} steps)"
             )
-    train_start, train_end = segments["train"]
-    train_values = series.values[train_start:train_end]
-    mean, std = float(train_values.mean(dtype=np.float64)), float(train_values.std(dtype=np.float64))
-    if not std > 0:
-        raise DataError(f"{series.source}: the training segment is constant ({mean}); cannot z-score it")
+    mean, std = _zscore(series)
     features = np.empty((*series.values.shape, 3), dtype=np.float32)
     features[..., 0] = (series.values - np.float32(mean)) / np.float32(std)
-    features[..., 1] = (series.tod / STEPS_PER_DAY)[:, None]
+    features[..., 1] = (series.tod / series.info.steps_per_day)[:, None]
     features[..., 2] = (series.dow / DAYS_PER_WEEK)[:, None]
     return PreparedData(
         name=series.name,
@@ -161,11 +170,32 @@ def prepare(series: Series, input_len: int = 12, output_len: int = 12) -> Prepar
         tod=series.tod,
         dow=series.dow,
         adjacency=series.adjacency,
-        fingerprint=series.fingerprint(),
+        fingerprint=_prepared_fingerprint(series, mean, std),
         input_len=int(input_len),
         output_len=int(output_len),
         segments=segments,
+        source=series.source,
     )
+
+
+def _zscore(series: Series) -> tuple[float, float]:
+    """BasicTS 0.5's scaler: float32 mean and population std of all values (zeros included) in
+    the first int(T * r_train) rows."""
+    rows = scaler_steps(series.num_steps, series.info.split)
+    fitted = series.values[:rows]
+    mean, std = float(np.mean(fitted, dtype=np.float32)), float(np.std(fitted, dtype=np.float32))
+    if not std > 0:
+        raise DataError(
+            f"{series.source}: the first {rows} steps (the scaler's rows) are constant ({mean}); cannot z-score them"
+        )
+    return mean, std
+
+
+def _prepared_fingerprint(series: Series, mean: float, std: float) -> str:
+    """16 hex characters identifying what a model sees: the series' content, the scaler and the
+    time-of-day resolution."""
+    prepared = f"{series.fingerprint()}|mean={mean!r}|std={std!r}|steps_per_day={series.info.steps_per_day}"
+    return hashlib.sha256(prepared.encode()).hexdigest()[:16]
 
 
 def _window_count(segment: tuple[int, int], input_len: int, output_len: int) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.cli import parse_assignments, run_command
-from harness.data import get_dataset_info, load_series, prepare
+from harness.data import get_dataset_info, load_series, prepare, steps_per_day
 from harness.experiment import run_planned
 from harness.plan import plan_run, teacher_plan
 from harness.records import horizon_key, write_json
@@ -42,8 +42,9 @@ def describe(args: argparse.Namespace, overrides: dict) -> int:
     info = get_dataset_info(args.dataset)
     options = parse_assignments(args.data_option, "--data-option")
     num_nodes = int(options.get("nodes", info.num_nodes))
+    per_day = steps_per_day(int(options.get("interval", info.interval_minutes)))  # sizes time-of-day tables
     # The adjacency's values do not change the parameter count.
-    meta = DatasetMeta(name=info.name, num_nodes=num_nodes, adjacency=np.eye(num_nodes, dtype=np.float32))
+    meta = DatasetMeta(info.name, num_nodes, steps_per_day=per_day, adjacency=np.eye(num_nodes, dtype=np.float32))
     needed = teacher_plan(plan)
     teacher = needed.entry.instantiate(needed.model_config, meta) if needed is not None else None
     model = plan.entry.instantiate(plan.model_config, meta, teacher)

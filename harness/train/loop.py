@@ -21,7 +21,7 @@ import torch
 
 from harness.data import PreparedData, WindowSplit
 from harness.metrics import MASK_TOLERANCE, SUPERVISED_LOSSES, MetricAccumulator
-from models.base import ConfigError, ForecastModel
+from models.base import ConfigError, ForecastModel, ModelOutput
 from models.config import apply_overrides, field_names, validated
 
 
@@ -42,6 +42,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
     max_batches_per_epoch: int | None = None  # cap for smoke runs and benchmarks
+    # "diverged" once validation MAE exceeds this multiple of the mean forecast's (finite blow-ups);
+    # None: only a NaN/inf loss or MAE counts
+    divergence_factor: float | None = 100.0
 
     def validate(self) -> None:
         """Reject impossible settings with the name of the setting at fault."""
@@ -55,6 +58,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(name, f"must be > 0 or null, got {value}")
+        if self.divergence_factor is not None and not self.divergence_factor > 1:
+            raise ConfigError("divergence_factor", f"must be > 1 or null, got {self.divergence_factor}")
         if list(self.lr_milestones) != sorted(self.lr_milestones):
             raise ConfigError("lr_milestones", f"must be increasing, got {list(self.lr_milestones)}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
@@ -124,6 +129,26 @@ def evaluate(
         accumulator.update(denormalise(model(x).prediction, data), y)
     model.train(was_training)
     return accumulator.result()
+
+
+class MeanForecast(ForecastModel):
+    """Always forecasts the training mean (0 in normalised units): the yardstick of divergence."""
+
+    trainable = False
+
+    def __init__(self, output_len: int):
+        super().__init__()
+        self.output_len = output_len
+
+    def forward(self, history: torch.Tensor) -> ModelOutput:
+        batch, _, num_nodes, _ = history.shape
+        return ModelOutput(history.new_zeros(batch, self.output_len, num_nodes, 1))
+
+
+def mean_forecast_mae(data: PreparedData, config: TrainConfig) -> float:
+    """Validation MAE of always forecasting the training mean. A model that trains at all stays far
+    below divergence_factor times it; a blown-up one (STID at lr=1000: MAE ~1e28, finite) far above."""
+    return evaluate(MeanForecast(data.output_len), data, "val", config)["overall"]["mae"]
 
 
 @dataclass
@@ -230,8 +255,9 @@ def fit(
 
     The best weights (lowest validation MAE) are restored at the end. A model with
     `trainable = False` only reads the training segment (fit_offline). When the loss turns
-    NaN/inf the run stops with status "diverged". `resume` continues from a TrainState that an
-    earlier call handed to `on_epoch_end`.
+    NaN/inf, or the validation MAE exceeds divergence_factor x `mean_forecast_mae` (a finite
+    blow-up), the run stops with status "diverged" and a reason naming the epoch and the values.
+    `resume` continues from a TrainState that an earlier call handed to `on_epoch_end`.
     """
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -260,6 +286,8 @@ def fit(
 
     status, reason = "ok", ""
     train_seconds, iter_times = 0.0, []
+    factor = config.divergence_factor
+    ceiling = math.inf if factor is None else factor * mean_forecast_mae(data, config)
     while state.epoch < config.max_epochs and state.bad_epochs < config.patience:
         started = time.perf_counter()
         terms = _train_epoch(model, data, optimizer, config, device, rng)
@@ -269,6 +297,12 @@ def fit(
         val = evaluate(model, data, "val", config)["overall"]
         if not math.isfinite(val["mae"]):
             status, reason = "diverged", f"validation MAE became {val['mae']} in epoch {state.epoch + 1}"
+            break
+        if val["mae"] > ceiling:
+            status, reason = "diverged", (
+                f"validation MAE {val['mae']:.4g} in epoch {state.epoch + 1} exceeds {ceiling:.4g}, divergence_factor "
+                f"{factor:g} x the validation MAE of always forecasting the training mean"
+            )
             break
         state.epoch += 1
         train_seconds += time.perf_counter() - started
