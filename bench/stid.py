@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.data import generate_synthetic, prepare  # noqa: E402
-from harness.train import TrainConfig, fit  # noqa: E402
-from harness.train.loop import iterate_batches  # noqa: E402
+from harness.loop import TrainConfig, fit  # noqa: E402
+from harness.loop import iterate_batches  # noqa: E402
 from models import build_model  # noqa: E402
 
 BATCHES = 100

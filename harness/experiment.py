@@ -21,7 +21,7 @@ from harness.data import PreparedData
 from harness.memory import TrialMemory
 from harness.metrics import table_view
 from harness.plan import RunPlan, teacher_plan
-from harness.train import FitResult, TrainState, evaluate, fit, resolve_device, seed_everything
+from harness.loop import FitResult, TrainState, evaluate, fit, resolve_device, seed_everything
 from models.base import ForecastModel
 from models.config import as_dict
 

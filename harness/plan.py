@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.train import TRAIN_FIELDS, TrainConfig, make_train_config
+from harness.loop import TRAIN_FIELDS, TrainConfig, make_train_config
 from models.base import ConfigError
 from models.config import as_dict, field_names
 from models.registry import ModelEntry, get_model

@@ -14,9 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # The code that decides a trial's numbers: a change here starts a new result-cache generation.
 # Reports, the command line, progress output and the Ray plumbing are left out on purpose.
-RESULT_CODE = ("models", "harness/data", "harness/train", "harness/metrics.py", "harness/plan.py", "harness/experiment.py")
+RESULT_CODE = ("models", "harness/data", "harness/loop.py", "harness/metrics.py", "harness/plan.py", "harness/experiment.py")
 # What every model's numbers depend on besides its own package (a teacher's cache key uses these).
-SHARED_MODEL_CODE = ("models/base.py", "models/blocks.py", "models/config.py", "harness/train", "harness/metrics.py")
+SHARED_MODEL_CODE = ("models/base.py", "models/blocks.py", "models/config.py", "harness/loop.py", "harness/metrics.py")
 LIBRARIES = ("torch", "ray", "optuna", "numpy", "pandas", "scipy")
 
 

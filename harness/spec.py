@@ -23,7 +23,7 @@ import yaml
 from harness.data import DataError, get_dataset_info
 from harness.errors import SpecError, UsageError
 from harness.plan import plan_run
-from harness.train import TRAIN_FIELDS
+from harness.loop import TRAIN_FIELDS
 from harness.yamlfile import load_yaml
 from models.base import ConfigError
 from models.config import field_names

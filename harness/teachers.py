@@ -36,7 +36,7 @@ from harness.data import PreparedData
 from harness.locks import HeartbeatLock, LockOwner, LockWatch, read_owner
 from harness.provenance import model_code_version
 from harness.records import now, write_json
-from harness.train import TrainConfig, fit
+from harness.loop import TrainConfig, fit
 from models.base import ForecastModel
 from models.config import as_dict
 from models.registry import build_model, get_model
@@ -159,7 +159,7 @@ def obtain_teacher(
 ) -> tuple[ForecastModel, str]:
     """The trained, frozen teacher for these settings and whether this call "trained" or "reused" it.
 
-    Loads it from `cache_dir` when present; otherwise trains it (with harness.train.fit) and
+    Loads it from `cache_dir` when present; otherwise trains it (with harness.loop.fit) and
     stores it, or waits while another process or node trains it. A trainer whose lock has been
     stale for `stale_after_s` seconds is presumed dead and the teacher is trained again here.
     """

@@ -34,7 +34,7 @@ from harness.experiment import run_planned
 from harness.ledger import CELL_KEY, DATASET_KEY
 from harness.plan import RunPlan, plan_run
 from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, load_record, now, record_path, record_row, write_json, write_record
-from harness.train import TrainState
+from harness.loop import TrainState
 from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"

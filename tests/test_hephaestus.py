@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.data import generate_synthetic, prepare
-from harness.train import TrainConfig, evaluate, fit
+from harness.loop import TrainConfig, evaluate, fit
 from models import ConfigError, DatasetMeta, build_model, get_model
 from models.base import count_parameters
 from models.hephaestus import Hephaestus, routing_probabilities

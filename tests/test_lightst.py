@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.data import generate_synthetic, prepare
-from harness.train import TrainConfig, evaluate, fit
+from harness.loop import TrainConfig, evaluate, fit
 from models.base import ConfigError, DatasetMeta, count_parameters
 from models.lightst import LightSTTeacher, normalized_adjacency, teacher_overrides
 from models.lightst.distill import softmax_kl, spatial_info_nce, temporal_info_nce

@@ -22,7 +22,7 @@ from harness.teachers import (
     teacher_key,
     teacher_key_inputs,
 )
-from harness.train import TrainConfig
+from harness.loop import TrainConfig
 
 TEACHER = "lightst_teacher"
 TINY_TEACHER = {"hidden": 8, "gcn_layers": 1, "tcn_layers": 1}

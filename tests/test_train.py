@@ -9,8 +9,8 @@ import torch
 from harness.data import generate_synthetic, prepare
 from harness.experiment import run_planned
 from harness.plan import plan_run
-from harness.train import TrainConfig, TrainState, evaluate, fit
-from harness.train.loop import MeanForecast, mean_forecast_mae
+from harness.loop import TrainConfig, TrainState, evaluate, fit
+from harness.loop import MeanForecast, mean_forecast_mae
 from models import build_model
 from models.base import ConfigError, ForecastModel, ModelOutput
 

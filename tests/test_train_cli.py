@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.cli import run_command
-from harness.train.__main__ import main
+from harness.train import main
 
 
 def run(argv, capsys):
