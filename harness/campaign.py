@@ -26,7 +26,7 @@ from typing import Any
 from harness.data import PreparedData, load_series, prepare
 from harness.describe import describe_plan, dry_run_cost, epochs_per_trial
 from harness.errors import UsageError
-from harness.ledger import Owed, owed
+from harness.ledger import Owed, owed, set_aside_unfinished
 from harness.locks import HeartbeatLock, LockWatch, read_owner
 from harness.progress import Progress
 from harness.provenance import git_sha, result_code_version, versions
@@ -222,14 +222,14 @@ def run_campaign(spec: Campaign, options: RunOptions, log: Callable[[str], None]
     check_start(spec, options, campaign_dir, manifest)
     if options.dry_run:
         datasets = load_datasets(spec, log)
-        log(dry_run_cost(spec, datasets, root))
+        log(dry_run_cost(spec, datasets))
         log("dry run: the campaign file and its datasets are valid; nothing was started")
         return 0
     if options.fresh and manifest is not None:
         log(f"--fresh: the earlier campaign was moved to {set_aside(campaign_dir)}")
         manifest = None
+    datasets = load_datasets(spec, log)  # a data problem stops here, before anything is written
     with CampaignLock(campaign_dir):
-        datasets = load_datasets(spec, log)
         return _run_locked(spec, options, campaign_dir, root, manifest, datasets, log)
 
 
@@ -262,16 +262,18 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
         records, _ = read_records(campaign_dir)
         todo = owed(spec, records)
         max_epochs = epochs_per_trial(spec)
-        progress = Progress(spec, todo.count, max_epochs, slots, log)
+        progress = Progress(spec, todo.count, max_epochs, slots, log, {r.trial_id for r in records if r.final})
         callbacks = [keeper, progress]
-        if options.resume and manifest["runs"] and restorable(campaign_dir, manifest["runs"][-1]):
-            log(f"resuming {manifest['runs'][-1]}: {len(records) - sum(r.final for r in records)} unfinished trial(s) continue from their checkpoints")
+        unfinished = [r for r in records if not r.final]
+        if options.resume and unfinished and manifest["runs"] and restorable(campaign_dir, manifest["runs"][-1]):
+            log(f"resuming {manifest['runs'][-1]}: {len(unfinished)} unfinished trial(s) continue from their checkpoints")
             run(spec, TunerRun(manifest["runs"][-1]), context, datasets, callbacks, interrupts, restore=True)
         for _ in range(2):  # what is owed now; a second pass covers trials a restore could not continue
             if interrupts.signal is not None:
                 break
             records, _ = read_records(campaign_dir)
             todo = owed(spec, records)
+            set_aside_unfinished(campaign_dir, records)  # no run continues them now: what they owe runs anew
             if not todo.count:
                 break
             label = f"run-{len(manifest['runs']) + 1}"

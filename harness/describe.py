@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from harness.data import PreparedData
+from harness.experiment import probe_epoch_seconds
 from harness.ledger import grid_cells
 from harness.plan import plan_run
 from harness.progress import duration
@@ -54,11 +54,22 @@ def local_slots(spec: Campaign) -> int:
     return max(1, min(spec.max_concurrent, int(cpus // spec.resources.cpu) if spec.resources.cpu else spec.max_concurrent))
 
 
-def dry_run_cost(spec: Campaign, datasets: dict[str, PreparedData], storage_root: Path) -> str:
-    """'cost: N trials x up to E epochs = T epochs; ...' with a time estimate when one is known."""
+def dry_run_cost(spec: Campaign, datasets: dict[str, PreparedData]) -> str:
+    """'cost: N trials x up to E epochs = T epochs; ~S s per epoch (probe) -> up to D on K at once'.
+
+    The seconds per epoch come from a probe of the first trial's settings on each dataset (a few
+    training steps on this machine, see harness.experiment.probe_epoch_seconds): a rough guide,
+    since searched settings (batch size, width) and another machine change it.
+    """
     epochs = epochs_per_trial(spec)
     budget = spec.total_trials * epochs
     text = f"cost: {spec.total_trials} trials x up to {epochs} epochs = {budget:,} epochs"
     if isinstance(spec, SweepSpec) and spec.scheduler.type == "asha":
-        text += " (ASHA stops many trials early)"
+        text += " (fewer: ASHA stops many trials early)"
+    first = dict(trial_settings(spec))
+    seconds = {name: probe_epoch_seconds(plan_run(spec.model, first[name]), data) for name, data in datasets.items()}
+    per_trial = sum(seconds.values()) / len(seconds) * epochs
+    slots = local_slots(spec)
+    text += (f"; ~{sum(seconds.values()) / len(seconds):.2g} s per epoch (probe of the first trial's settings on this machine)"
+             f" -> up to ~{duration(per_trial * spec.total_trials / slots)} with {slots} trial(s) at once here")
     return text

@@ -7,6 +7,7 @@ needs one), trains it, scores it and measures its cost. The command line
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from harness.data import PreparedData
 from harness.memory import TrialMemory
 from harness.metrics import table_view
 from harness.plan import RunPlan, teacher_plan
-from harness.loop import FitResult, TrainState, evaluate, fit, resolve_device, seed_everything
+from harness.loop import FitResult, TrainState, evaluate, fit, resolve_device, seed_everything, train_epoch
 from models.base import ForecastModel
 from models.config import as_dict
 
@@ -114,3 +115,28 @@ def run_planned(
     fields["peak_mem_mb"] = memory.peak_mb()
     fields["wall_s"] = time.perf_counter() - started
     return RunResult(fields=fields, model=model, fit=result)
+
+
+def probe_epoch_seconds(plan: RunPlan, data: PreparedData, steps: int = 3) -> float:
+    """Roughly how long one epoch of this plan takes here: `steps` optimiser steps and one
+    validation batch timed (after a warm-up step), scaled to the epoch's training and validation
+    batches. A LightST student is timed with an untrained teacher (same cost)."""
+    config = plan.train_config
+    device = resolve_device(config.device)
+    needed = teacher_plan(plan)
+    teacher = needed.entry.instantiate(needed.model_config, data.meta()) if needed is not None else None
+    model = plan.entry.instantiate(plan.model_config, data.meta(), teacher).to(device)
+    if not getattr(model, "trainable", True):
+        return 0.0
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    rng = np.random.default_rng(0)
+    train_epoch(model, data, optimizer, dataclasses.replace(config, max_batches_per_epoch=1), device, rng)  # warm-up
+    step_s = train_epoch(model, data, optimizer, dataclasses.replace(config, max_batches_per_epoch=steps), device, rng)["s_per_iter"]
+    started = time.perf_counter()
+    evaluate(model, data, "val", config, max_batches=1)
+    eval_batch_s = time.perf_counter() - started
+    eval_batch = config.eval_batch_size or 2 * config.batch_size
+    train_batches = math.ceil(len(data.split("train")) / config.batch_size)
+    if config.max_batches_per_epoch is not None:
+        train_batches = min(train_batches, config.max_batches_per_epoch)
+    return step_s * train_batches + eval_batch_s * math.ceil(len(data.split("val")) / eval_batch)

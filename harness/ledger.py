@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from harness.records import TrialRecord
+from harness.records import RECORDS_FOLDER, TrialRecord, record_path
 from harness.spec import AblationSpec, Campaign, SweepSpec
 
+SUPERSEDED_FOLDER = "superseded"
 CELL_KEY = "cell"  # a grid trial's Tune config: {"cell": Cell.as_config()}
 DATASET_KEY = "dataset"  # a sweep trial's Tune config: {**sampled values, "dataset": name}
 
@@ -110,3 +112,17 @@ def _owed_samples(spec: SweepSpec, records: list[TrialRecord], final: list[Trial
         elif missing < 0:
             result.surplus.append(f"{dataset}: {-missing} extra")
     return result
+
+
+def set_aside_unfinished(campaign_dir: Path, records: list[TrialRecord]) -> int:
+    """Move the records of trials nothing will continue (interrupted, or "running" when their
+    driver died) to records/superseded/, before what they owe runs again; returns how many.
+    They are kept for the curious, but no longer count as trials of the campaign."""
+    folder = Path(campaign_dir) / RECORDS_FOLDER / SUPERSEDED_FOLDER
+    moved = 0
+    for record in records:
+        if not record.final:
+            folder.mkdir(parents=True, exist_ok=True)
+            record_path(campaign_dir, record.trial_id).replace(folder / f"{record.trial_id}.json")
+            moved += 1
+    return moved

@@ -204,7 +204,7 @@ def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
 
 
-def _train_epoch(
+def train_epoch(
     model: ForecastModel,
     data: PreparedData,
     optimizer: torch.optim.Optimizer,
@@ -212,8 +212,9 @@ def _train_epoch(
     device: torch.device,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """One pass over the training split. Returns mean loss terms and seconds per iteration;
-    "loss" is NaN/inf when the loss diverged (training stops at that batch)."""
+    """One pass over the training split (at most max_batches_per_epoch batches). Returns mean
+    loss terms and seconds per iteration; "loss" is NaN/inf when the loss diverged (training
+    stops at that batch)."""
     model.train()
     supervised = SUPERVISED_LOSSES[getattr(model, "supervised_loss", "masked_mae")]
     sums: dict[str, float] = {}
@@ -290,7 +291,7 @@ def fit(
     ceiling = math.inf if factor is None else factor * mean_forecast_mae(data, config)
     while state.epoch < config.max_epochs and state.bad_epochs < config.patience:
         started = time.perf_counter()
-        terms = _train_epoch(model, data, optimizer, config, device, rng)
+        terms = train_epoch(model, data, optimizer, config, device, rng)
         if not math.isfinite(terms["loss"]):
             status, reason = "diverged", f"training loss became {terms['loss']} in epoch {state.epoch + 1}"
             break

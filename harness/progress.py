@@ -53,10 +53,12 @@ def estimate_left(remaining_epochs: float, epoch_s: float, slots: int) -> float:
 class Progress(LiveCallback):
     """Tune callback printing the campaign's progress (see the module docstring)."""
 
-    def __init__(self, spec: Campaign, total: int, max_epochs: int, slots: int, log: Callable[[str], None], started: float | None = None):
+    def __init__(self, spec: Campaign, total: int, max_epochs: int, slots: int, log: Callable[[str], None],
+                 finished_before: set[str] = frozenset()):
         super().__init__(f"progress:{spec.name}")
+        self.finished_before = set(finished_before)  # trials a restored run reports again: not counted
         self.spec, self.total, self.max_epochs, self.slots, self.log = spec, total, max_epochs, slots, log
-        self.started = time.monotonic() if started is None else started
+        self.started = time.monotonic()
         objective = spec.objectives[0] if isinstance(spec, SweepSpec) else None
         self.metric = objective.metric if objective else "val_mae"
         self.sign = -1.0 if objective is not None and objective.mode == "max" else 1.0
@@ -76,9 +78,12 @@ class Progress(LiveCallback):
         return f"{trial.trial_id} ({cell['key']})" if cell else f"{trial.trial_id} ({trial.config.get('dataset', '')})"
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.setdefault(trial.trial_id, Running(self.label(trial)))
+        if trial.trial_id not in self.finished_before:
+            self.running.setdefault(trial.trial_id, Running(self.label(trial)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id in self.finished_before:
+            return
         running = self.running.setdefault(trial.trial_id, Running(self.label(trial)))
         if result.get("final"):
             value = result.get(self.metric)
@@ -93,6 +98,8 @@ class Progress(LiveCallback):
             self.epoch_times.append(float(result["epoch_s"]))
 
     def _ended(self, trial, status: str, detail: str = "") -> None:
+        if trial.trial_id in self.finished_before:
+            return
         self.running.pop(trial.trial_id, None)
         self.counts[status] = self.counts.get(status, 0) + 1
         if detail:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,11 @@ class TrialRequest:
     seed: int | None = None
     cell: str = ""
     varied: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def node_name() -> str:
+    """This worker's machine and Ray node, e.g. 'gpu-07/3f2a9c1b'."""
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 
 def trial_request(config: dict[str, Any], fixed: dict[str, Any]) -> TrialRequest:
@@ -123,8 +129,8 @@ def finish(record: TrialRecord, context: TrialContext) -> None:
 class EpochReporter:
     """The training loop's per-epoch callback: progress snapshot, Tune report, checkpoint."""
 
-    def __init__(self, record: TrialRecord, context: TrialContext, max_epochs: int):
-        self.record, self.context, self.max_epochs = record, context, max_epochs
+    def __init__(self, record: TrialRecord, context: TrialContext, max_epochs: int, patience: int):
+        self.record, self.context, self.max_epochs, self.patience = record, context, max_epochs, patience
         self.path = progress_path(Path(context.campaign_dir), record.trial_id)
 
     def __call__(self, row: dict[str, Any], state: TrainState) -> None:
@@ -132,8 +138,9 @@ class EpochReporter:
         write_record_to(self.path, snapshot)
         # Tune checks that every result holds the objective metrics; the cost metrics a
         # multi-objective sweep may optimise are only measured at the end, so they are NaN here.
-        metrics = {**row, **{name: math.nan for name in COST_COLUMNS}, "final": False}
-        if state.epoch % self.context.checkpoint_every and state.epoch < self.max_epochs:
+        last = state.epoch >= self.max_epochs or state.bad_epochs >= self.patience  # no epoch follows this one
+        metrics = {**row, **{name: math.nan for name in COST_COLUMNS}, "final": False, "last": last}
+        if state.epoch % self.context.checkpoint_every and not last:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
@@ -195,7 +202,11 @@ def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str,
     trial_id = tune.get_context().get_trial_id()
     campaign_dir, storage_root = Path(context.campaign_dir), Path(context.storage_root)
     request = trial_request(config, context.fixed)
-    record = start_record(request, context, trial_id, ray.get_runtime_context().get_node_id()[:12])
+    finished = load_record(record_path(campaign_dir, trial_id))
+    if finished is not None and finished.final:  # restored by Tune after it ended: report, never redo
+        tune.report(tune_metrics(finished))
+        return
+    record = start_record(request, context, trial_id, node_name())
     try:
         plan = plan_run(context.model, request.settings)
     except ConfigError as error:  # valid alone, invalid in combination: a failed record, the campaign goes on
@@ -218,7 +229,7 @@ def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str,
         record = dataclasses.replace(record, notes=[*record.notes, note])
     result = run_planned(
         plan, data, teacher_cache=storage_root / "teachers",
-        on_epoch_end=EpochReporter(record, context, plan.train_config.max_epochs), resume=resume,
+        on_epoch_end=EpochReporter(record, context, plan.train_config.max_epochs, plan.train_config.patience), resume=resume,
     )
     record = dataclasses.replace(record, **result.fields)
     record = dataclasses.replace(record, artifacts=save_outputs(result.model, plan, data, record, campaign_dir))

@@ -34,17 +34,19 @@ from harness.data import PreparedData
 from harness.errors import UsageError
 from harness.ledger import CELL_KEY, DATASET_KEY, Cell, Owed
 from harness.outputs import write_outputs
-from harness.records import TrialRecord, read_records, write_record
+from harness.records import TrialRecord, read_records, write_json, write_record
 from harness.space import DefineByRun, make_sampler
 from harness.spec import Campaign, SweepSpec
-from harness.trial import TrialContext, latest_known, run_trial, trial_request
+from harness.trial import TrialContext, latest_known, progress_path, run_trial, trial_request
 
 RUNS_FOLDER = "ray"
 JOURNAL_FILE = "optuna_journal.log"
 DRIVER_LOG = "ray-driver.log"
 DERIVE_EVERY_S = 10.0
-# What Tune says when a trial's snapshot names a checkpoint that a kill caught mid-rotation.
+# What Tune says when a trial's snapshot names a checkpoint that a kill caught mid-rotation,
+# and what the records and the console say instead.
 LOST_CHECKPOINT = "does not exist on storage anymore"
+LOST_CHECKPOINT_TEXT = "its newest checkpoint was lost when the driver died"
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,29 +142,35 @@ def one_line(error: object) -> str:
 class RecordedOptunaSearch(OptunaSearch):
     """OptunaSearch that tells its study what the records say: a trial the scheduler stopped is
     PRUNED (not COMPLETE with an early epoch's value), a trial that failed or diverged FAILs,
-    and every trial carries its Tune id and status as user attributes."""
+    and every trial carries its Tune id and status as user attributes. A trial the study
+    already holds as finished (it ended after the searcher's last saved state, before a crash)
+    is left as it is."""
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._ot_trials and not result.get("final"):
-            super().on_trial_result(trial_id, result)
+            try:
+                super().on_trial_result(trial_id, result)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:
             return  # a trial restored after its searcher state was saved: nothing to tell
-        status = (result or {}).get("status") if (result or {}).get("final") else ("failed" if error else "pruned")
-        ot_trial.set_user_attr("tune_trial_id", trial_id)
-        ot_trial.set_user_attr("status", status)
-        if status == "ok":
-            metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-            values = [result.get(m) for m in metrics]
-            if all(v is not None and math.isfinite(v) for v in values):
+        result = result or {}
+        status = result.get("status") if result.get("final") else ("failed" if error else "pruned")
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        values = [result.get(m) for m in metrics]
+        finished = status == "ok" and all(v is not None and math.isfinite(v) for v in values)
+        try:
+            ot_trial.set_user_attr("tune_trial_id", trial_id)
+            ot_trial.set_user_attr("status", status if finished or status != "ok" else "failed")
+            if finished:
                 self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
-                self._completed_trials.add(trial_id)
-                return
-            status = "failed"
-        state = optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL
-        self._ot_study.tell(ot_trial, state=state)
+            else:
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
         self._completed_trials.add(trial_id)
 
 
@@ -266,8 +274,8 @@ class PerDatasetScheduler(FIFOScheduler):
         self._for(trial).on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get("final"):
-            return TrialScheduler.CONTINUE  # the trial is done; never cut its final report
+        if result.get("final") or result.get("last"):
+            return TrialScheduler.CONTINUE  # its training is over: a trial is never pruned after its last epoch
         return self._for(trial).on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
@@ -348,17 +356,22 @@ class RecordKeeper(LiveCallback):
     def on_trial_recover(self, iteration, trials, trial, **info):
         error = trial_error(trial)
         record = self._known(trial)
-        write_record(self.campaign_dir, replace(record, retries=record.retries + 1, last_error=error, status="running"), durable=False)
-        self.log(f"trial {trial.trial_id} failed ({error}); retrying ({record.retries + 1}/{self.spec.max_failures})")
+        if record.final:
+            return  # it ended before the driver stopped; Tune's older snapshot does not know it
+        record = replace(record, status="running", retries=record.retries + 1, last_error=error)
+        write_record(self.campaign_dir, record, durable=False)
+        if progress_path(self.campaign_dir, trial.trial_id).is_file():  # the retry starts from what is on disk
+            write_json(progress_path(self.campaign_dir, trial.trial_id), record.to_dict(), durable=False)
+        self.log(f"trial {trial.trial_id} failed ({error}); retrying ({record.retries}/{self.spec.max_failures})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.pop(trial.trial_id, None)
         error = trial_error(trial)
         record = self._known(trial)
-        if record.status == "ok":
-            return  # it finished and wrote its record; what failed came after
-        if LOST_CHECKPOINT in error:
-            record = record.finish("interrupted", "its newest checkpoint was lost when the driver died; --resume runs it again")
+        if record.final:
+            return  # it finished and wrote its record; what failed came after (or Tune restored it)
+        if error == LOST_CHECKPOINT_TEXT:
+            record = record.finish("interrupted", f"{LOST_CHECKPOINT_TEXT}; it runs again from the start")
         else:
             record = replace(record, last_error=error).finish("failed", error)
         write_record(self.campaign_dir, record)
@@ -384,15 +397,24 @@ class RecordKeeper(LiveCallback):
 
 
 def trial_error(trial) -> str:
-    """One line describing why a trial failed."""
+    """One line describing why a trial failed (from the error files Tune wrote for it)."""
+    error = None
     try:
-        error = trial.get_pickled_error()
-    except Exception:  # an exception class the driver cannot unpickle
+        local = getattr(trial, "pickled_error_file", None)
+        if local and Path(local).is_file():
+            with open(local, "rb") as handle:
+                error = pickle.load(handle)
+        else:
+            error = trial.get_pickled_error()
+    except Exception:  # an exception class the driver cannot unpickle: fall back to the text
         error = None
     if error is not None:
         cause = getattr(error, "cause", None) or error
-        return f"{type(cause).__name__}: {one_line(cause)}"
-    return one_line(trial.get_error() or "unknown error")
+        text = f"{type(cause).__name__}: {one_line(cause)}"
+    else:
+        local = getattr(trial, "error_file", None)
+        text = one_line((Path(local).read_text() if local and Path(local).is_file() else trial.get_error()) or "unknown error")
+    return LOST_CHECKPOINT_TEXT if LOST_CHECKPOINT in text else text
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ def smoke(name: str, storage, *extra: str):
 def hephaestus_campaign(tmp_path_factory):
     storage = tmp_path_factory.mktemp("hephaestus")
     first = smoke("hephaestus", storage)
-    second = smoke("hephaestus", storage, "--no-report")
-    return storage / "hephaestus-ablation", first, second
+    second = smoke("hephaestus", storage, "--fresh")  # all from the cache, artifacts included
+    return storage / "hephaestus-ablation-smoke", first, second
 
 
 def test_hephaestus_smoke_campaign_has_one_record_per_variant_dataset_and_seed(hephaestus_campaign):
@@ -50,20 +50,20 @@ def test_cached_records_equal_the_original_ones(hephaestus_campaign):
     folder, _, _ = hephaestus_campaign
     trials = pd.read_csv(folder / "trials.csv")
     cache = [json.loads(p.read_text()) for p in (folder.parent / "cache").glob("*/record.json")]
-    by_cell = {(c["variant_display"], c["seed"]): c["test_mae"] for c in cache}
+    by_cell = {(c["variant_display"], c["seed"]): c["test"]["overall"]["mae"] for c in cache}
     for row in trials.itertuples():
         assert row.test_mae == pytest.approx(by_cell[(row.variant_display, row.seed)])
 
 
-def test_campaign_report_has_the_ablation_table_and_routing_figure(hephaestus_campaign):
-    folder, first, _ = hephaestus_campaign
+def test_campaign_report_of_cached_trials_has_the_ablation_table_and_routing_figure(hephaestus_campaign):
+    folder, first, second = hephaestus_campaign
     report = folder / "report"
     assert (report / "index.md").is_file()
     table = (report / "ablation.md").read_text()
     for display in ("Full", "w/o AMS-MoE", "Noisy-Routing Only"):
         assert display in table
     assert list(report.glob("routing_*.png"))
-    assert "report:" in first.stdout
+    assert "report:" in first.stdout and "report:" in second.stdout
 
 
 def test_no_cache_flag_runs_every_trial_again(tmp_path):
@@ -72,16 +72,18 @@ def test_no_cache_flag_runs_every_trial_again(tmp_path):
         "name: tiny\nmodel: stid\ndatasets: [synthetic]\ndata_options: {nodes: 5, days: 4}\nseeds: [0]\n"
         "base: {max_epochs: 1, max_batches_per_epoch: 3}\nvariants: {Full: {}}\n"
     )
-    for flags in ([], [], ["--no-cache"]):
+    cached = []
+    for flags in ([], ["--fresh"], ["--fresh", "--no-cache"]):
         done = run_command("harness.ablate", str(spec), "--storage", str(tmp_path), "--no-report", *flags, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
-        cached = pd.read_csv(tmp_path / "tiny" / "trials.csv")["cached"].tolist()
-    assert cached == [False]
+        cached += pd.read_csv(tmp_path / "tiny" / "trials.csv")["cached"].tolist()
+    assert cached == [False, True, False]
+    assert len(list(tmp_path.glob("tiny.replaced-*"))) == 2  # --fresh keeps the earlier folders
 
 
 def test_lightst_smoke_campaign_trains_one_teacher_per_dataset_and_seed(tmp_path):
     smoke("lightst", tmp_path, "--no-report")
-    trials = pd.read_csv(tmp_path / "lightst-ablation" / "trials.csv")
+    trials = pd.read_csv(tmp_path / "lightst-ablation-smoke" / "trials.csv")
     assert len(trials) == 7 * 2 and (trials["status"] == "ok").all()
     needing = trials[trials["variant"] != "student_only"]
     assert (trials.loc[trials["variant"] == "student_only", "teacher"] == "none").all()

@@ -34,7 +34,7 @@ def smoke_sweep(tmp_path_factory):
     storage = tmp_path_factory.mktemp("storage")
     done = run_command("harness.sweep", str(ROOT / "search_spaces" / "hephaestus.yaml"), "--smoke", "--storage", str(storage), "--no-report", cwd=storage)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
-    return storage / "hephaestus-sensitivity", done
+    return storage / "hephaestus-sensitivity-smoke", done
 
 
 def test_smoke_sweep_leaves_one_complete_record_per_trial(smoke_sweep):
@@ -64,20 +64,27 @@ def test_smoke_sweep_writes_manifest_best_config_and_optuna_journal(smoke_sweep)
     trials = pd.read_csv(folder / "trials.csv")
     assert best["per_dataset"]["synthetic"]["value"] == pytest.approx(trials.loc[trials["status"] == "ok", "val_mae"].min())
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log")))
-    study = optuna.load_study(study_name="hephaestus-sensitivity/synthetic", storage=storage)
+    study = optuna.load_study(study_name="hephaestus-sensitivity-smoke/synthetic", storage=storage)
     assert len(study.trials) == 4
-    assert "finished: 4 trials" in done.stdout and "best val_mae" in done.stdout
+    states = {t.user_attrs["tune_trial_id"]: t.state.name for t in study.trials}
+    expected = {"ok": "COMPLETE", "pruned": "PRUNED"}
+    assert states == {row.trial_id: expected[row.status] for row in trials.itertuples()}
+    assert "finished: 4 trial record(s)" in done.stdout and "best val_mae" in done.stdout
 
 
-def test_best_yaml_is_a_valid_base_of_an_ablation_campaign(smoke_sweep, tmp_path):
-    from harness.spec import parse_ablation
+def test_best_yaml_is_a_valid_base_of_an_ablation_campaign_but_a_smoke_one_only_of_a_smoke_campaign(smoke_sweep, tmp_path):
+    from harness.spec import Overrides, SpecError, parse_ablation
 
     folder, _ = smoke_sweep
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["smoke"] is True and "max_batches_per_epoch" not in best["config"]  # no smoke training settings
     ablation = (ROOT / "ablations" / "hephaestus.yaml").read_text().replace("base_from: null", f"base_from: {folder / 'best.yaml'}")
     path = tmp_path / "ablation.yaml"
     path.write_text(ablation)
-    campaign = parse_ablation(path)
-    assert campaign.base["num_experts"] in (2, 3, 4, 5)
+    campaign = parse_ablation(path, Overrides(smoke=True))
+    assert campaign.settings_for("synthetic", "Full", 0)["num_experts"] == best["per_dataset"]["synthetic"]["config"]["num_experts"]
+    with pytest.raises(SpecError, match="comes from a --smoke sweep"):
+        parse_ablation(path)
 
 
 FAULTY_ABLATION = """\
@@ -105,14 +112,17 @@ def test_crashed_trial_resumes_from_its_checkpoint_and_diverged_trial_is_recorde
     assert (tmp_path / "crashed.marker").exists()  # the crash really happened
     trials = pd.read_csv(tmp_path / "faults" / "trials.csv").set_index("variant_display")
     assert len(trials) == 3
-    assert trials.loc["healthy", "status"] == "ok"
+    assert trials.loc["healthy", "status"] == "ok" and trials.loc["healthy", "retries"] == 0
     assert trials.loc["crashes once", "status"] == "ok" and trials.loc["crashes once", "epochs"] == 3
+    assert trials.loc["crashes once", "retries"] == 1  # the record keeps the retry and its error
+    crashed = json.loads((tmp_path / "faults" / "records" / f"{trials.loc['crashes once', 'trial_id']}.json").read_text())
+    assert "injected crash in epoch 2" in crashed["last_error"] and "resumed from its checkpoint after epoch 1" in crashed["notes"]
     assert trials.loc["diverges", "status"] == "diverged" and "nan" in trials.loc["diverges", "error"]
     curves = pd.read_csv(tmp_path / "faults" / "curves.csv")
     crashed_id = trials.loc["crashes once", "trial_id"]
     # resumed from the epoch-1 checkpoint: epoch 1 was trained (and reported) once only
     assert list(curves.loc[curves["trial_id"] == crashed_id, "epoch"]) == [1, 2, 3]
-    assert "diverged" in done.stdout
+    assert "diverged" in done.stdout and "retrying (1/2)" in done.stdout
 
 
 RESUMABLE_SWEEP = """\
@@ -129,39 +139,102 @@ max_concurrent: 1
 """
 
 
+def final_records(folder) -> dict[str, dict]:
+    """The records on disk that are final (ok, failed, diverged, pruned), by trial id."""
+    records = {}
+    for path in (folder / "records").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if record["status"] in ("ok", "failed", "diverged", "pruned"):
+            records[record["trial_id"]] = record
+    return records
+
+
+def start_driver(spec, storage, *extra):
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.sweep", str(spec), "--storage", str(storage), "--no-report", *extra],
+        cwd=storage, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def wait_for_final_records(folder, count: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(final_records(folder)) < count:
+        time.sleep(0.3)
+    assert len(final_records(folder)) >= count, "no trial finished before the deadline"
+
+
 def test_resume_after_the_driver_is_killed_finishes_without_rerunning_finished_trials(tmp_path):
     spec = tmp_path / "resumable.yaml"
     spec.write_text(RESUMABLE_SWEEP)
     folder = tmp_path / "resumable"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "harness.sweep", str(spec), "--storage", str(tmp_path), "--no-report"],
-        cwd=tmp_path, env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    # A trial is finished once its cache record exists: the last thing it writes before its
-    # final report (its weights are saved earlier, so they alone do not mark it finished).
-    records = tmp_path / "cache"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(records.glob("*/record.json"))) < 1:
-        time.sleep(0.5)
+    driver = start_driver(spec, tmp_path)
+    wait_for_final_records(folder, 1)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, at once
     driver.wait()
-    finished_before = {p.parent.name: p.stat().st_mtime_ns for p in records.glob("*/record.json")}
-    assert finished_before, "no trial finished before the deadline"
-    assert not (folder / "trials.csv").exists()
+    finished_before = {trial_id: record["ended"] for trial_id, record in final_records(folder).items()}
     # The crash also lost every checkpoint (as when it lands while Tune rotates them): trials
-    # whose snapshot names one are restarted from the start instead of failing.
+    # whose snapshot names one are run again from the start instead of failing.
     for checkpoint in (folder / "ray").glob("*/*/checkpoint_*"):
         shutil.rmtree(checkpoint)
 
     done = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), "--resume", "--no-report", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     trials = pd.read_csv(folder / "trials.csv")
     assert len(trials) == 4 and trials["trial_id"].is_unique
     assert (trials["status"] == "ok").all(), trials[["trial_id", "status", "error"]].to_string()
-    assert len(list(records.glob("*/record.json"))) == 4
-    for key, mtime in finished_before.items():  # a retrained trial would have rewritten its record
-        assert (records / key / "record.json").stat().st_mtime_ns == mtime, f"trial {key} was trained again"
-    assert len(json.loads((folder / "manifest.json").read_text())["resumed"]) == 1
+    after = final_records(folder)
+    for trial_id, ended in finished_before.items():  # a retrained trial would have a new end time
+        assert after[trial_id]["ended"] == ended, f"trial {trial_id} was trained again"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert len(manifest["resumed"]) == 1 and manifest["status"] == "finished" and manifest["trials"] == {"ok": 4}
+    study = optuna.load_study(study_name="resumable/synthetic", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log"))))
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    assert not any(t.state.name == "RUNNING" for t in study.trials)
+
+
+def test_ctrl_c_records_every_trial_says_how_to_resume_and_resume_finishes_exactly(tmp_path):
+    spec = tmp_path / "resumable.yaml"
+    spec.write_text(RESUMABLE_SWEEP.replace("max_concurrent: 1", "max_concurrent: 2"))
+    folder = tmp_path / "resumable"
+    driver = start_driver(spec, tmp_path)
+    wait_for_final_records(folder, 1)
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, out[-3000:]
+    assert "Traceback" not in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and last.endswith("--resume"), last
+    records = {p.stem: json.loads(p.read_text()) for p in (folder / "records").glob("*.json")}
+    assert {r["status"] for r in records.values()} <= {"ok", "interrupted"} and any(r["status"] == "interrupted" for r in records.values())
+    assert len(pd.read_csv(folder / "trials.csv")) == len(records)  # the derived table is current
+
+    resume = last.removeprefix("interrupted: ").split("resume with: ")[1]
+    done = subprocess.run(resume, shell=True, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and (trials["status"] == "ok").all()
+
+
+def test_the_optuna_journal_is_live_while_the_sweep_runs(tmp_path):
+    spec = tmp_path / "resumable.yaml"
+    spec.write_text(RESUMABLE_SWEEP.replace("max_epochs: 4", "max_epochs: 8"))
+    folder = tmp_path / "resumable"
+    driver = start_driver(spec, tmp_path)
+    try:
+        wait_for_final_records(folder, 1)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log")))
+        study = optuna.load_study(study_name="resumable/synthetic", storage=storage)
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        assert complete and all(len(t.intermediate_values) == 8 for t in complete)
+        assert complete[0].datetime_start < complete[0].datetime_complete
+        assert driver.poll() is None, "the sweep ended before the journal was read"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
 
 
 def test_second_run_of_a_finished_sweep_name_is_refused(tmp_path, capsys):
@@ -170,7 +243,8 @@ def test_second_run_of_a_finished_sweep_name_is_refused(tmp_path, capsys):
     (tmp_path / "resumable").mkdir()
     (tmp_path / "resumable" / "manifest.json").write_text("{}")
     assert run_in_process(sweep_main, [str(spec), "--storage", str(tmp_path)]) == 2
-    assert "--resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--resume" in err and "--fresh" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

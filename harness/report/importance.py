@@ -2,13 +2,12 @@
 
 An in-memory Optuna study is rebuilt from the finished trials of each dataset, with the
 distributions of the spec's space (parameter-named bounds resolved to the widest range, and
-widened to the values the records hold). fANOVA is used when scikit-learn is installed (it needs
-it); otherwise PED-ANOVA, which needs nothing beyond Optuna. index.md says which.
+widened to the values the records hold), and scored with fANOVA (Optuna's default evaluator,
+built on scikit-learn's random forests).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 
@@ -17,7 +16,7 @@ import optuna
 import pandas as pd
 from matplotlib.figure import Figure
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+from optuna.importance import BaseImportanceEvaluator, FanovaImportanceEvaluator
 
 from harness.records import atomic_write_text
 from harness.report.context import Entry, ReportContext, Skipped
@@ -29,11 +28,8 @@ MIN_TRIALS = 3
 
 
 def importance_evaluator() -> tuple[BaseImportanceEvaluator, str, str]:
-    """fANOVA when scikit-learn is importable, else PED-ANOVA; with its short name and why it was used."""
-    if importlib.util.find_spec("sklearn") is not None:
-        return FanovaImportanceEvaluator(seed=0), "fANOVA", "optuna.importance.FanovaImportanceEvaluator"
-    return (PedAnovaImportanceEvaluator(), "PED-ANOVA",
-            "optuna.importance.PedAnovaImportanceEvaluator; fANOVA needs scikit-learn, which is not installed")
+    """fANOVA (seeded, so a report is reproducible), its short name and where it comes from."""
+    return FanovaImportanceEvaluator(seed=0), "fANOVA", "optuna.importance.FanovaImportanceEvaluator"
 
 
 def distribution(param: Hyperparameter, values: pd.Series) -> BaseDistribution | None:
