@@ -183,6 +183,7 @@ def new_manifest(spec: Campaign, options: RunOptions, previous: dict[str, Any] |
         "identity": spec.identity(),
         "spec_file": str(Path(spec.source).resolve()),
         "planned_trials": spec.total_trials,
+        "skipped": [dict(s) for s in getattr(spec, "skipped", ())],
         "versions": versions(),
         "git_sha": git_sha(),
         "code_version": result_code_version(),

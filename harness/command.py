@@ -12,14 +12,15 @@ from harness.campaign import RunOptions, run_campaign
 from harness.cli import parse_assignments
 from harness.errors import UsageError
 from harness.provenance import project_version
-from harness.spec import Campaign, Overrides, Resources, parse_ablation, parse_sweep
+from harness.spec import Campaign, Overrides, Resources, parse_ablation, parse_search_file
 
 PROGRAMS = {"sweep": "harness.sweep", "ablation": "harness.ablate"}
 
 
 def build_parser(kind: str) -> argparse.ArgumentParser:
     """The shared flags, plus --num-samples for sweeps."""
-    what = "a hyperparameter search (search_spaces/*.yaml)" if kind == "sweep" else "an ablation campaign (ablations/*.yaml)"
+    what = ("a hyperparameter search or a one-at-a-time sensitivity study (search_spaces/*.yaml)" if kind == "sweep"
+            else "an ablation campaign (ablations/*.yaml)")
     parser = argparse.ArgumentParser(prog=f"python -m {PROGRAMS[kind]}", description=f"Run {what} on a local Ray or a Ray cluster.")
     parser.add_argument("file", help="the campaign file")
     parser.add_argument("--version", action="version", version=f"%(prog)s {project_version()}")
@@ -64,7 +65,7 @@ def parse_command(kind: str, argv: Sequence[str] | None) -> tuple[Campaign, RunO
         num_samples=getattr(args, "num_samples", None),
         smoke=args.smoke,
     )
-    spec = (parse_sweep if kind == "sweep" else parse_ablation)(args.file, overrides)
+    spec = (parse_search_file if kind == "sweep" else parse_ablation)(args.file, overrides)
     changes = {}
     if args.max_concurrent is not None:
         changes["max_concurrent"] = _at_least(args.max_concurrent, 1, "--max-concurrent")

@@ -11,7 +11,7 @@ from harness.experiment import probe_epoch_seconds
 from harness.ledger import grid_cells
 from harness.plan import plan_run
 from harness.progress import duration
-from harness.spec import AblationSpec, Campaign, SweepSpec
+from harness.spec import AblationSpec, Campaign, GridSpec, SweepSpec
 
 
 def trial_settings(spec: Campaign) -> list[tuple[str, dict]]:
@@ -37,15 +37,28 @@ def describe_plan(spec: Campaign) -> str:
         lines.append(f"  fixed: {json.dumps(dict(spec.fixed))}")
         lines += [f"  search {p.name}: {json.dumps(p.as_dict())}" for p in spec.space]
     else:
-        lines.append(f"  {spec.total_trials} trials = {len(spec.variants)} variants x {len(spec.datasets)} datasets x "
-                     f"{len(spec.seeds)} seeds; reference {spec.reference!r}")
-        lines.append(f"  base: {json.dumps(dict(spec.base))}")
-        for dataset, base in spec.dataset_base.items():
-            lines.append(f"  base of {dataset} from {spec.base_from}: {json.dumps(dict(base))}")
-        lines += [f"  variant {display}: {json.dumps(dict(overrides))}" for display, overrides in spec.variants.items()]
+        lines += _grid_lines(spec)
     lines.append(f"  per trial: {spec.resources.cpu:g} cpu, {spec.resources.gpu:g} gpu; at most {spec.max_concurrent} at once; "
                  f"{spec.max_failures} retries")
     return "\n".join(lines)
+
+
+def _grid_lines(spec: GridSpec) -> list[str]:
+    """The cells, bases and variants (or varied parameters) of a grid campaign."""
+    if isinstance(spec, AblationSpec):
+        lines = [f"  {spec.total_trials} trials = {len(spec.variants)} variants x {len(spec.datasets)} datasets x "
+                 f"{len(spec.seeds)} seeds; reference {spec.reference!r}"]
+    else:
+        per_dataset = ", ".join(f"{d}: 1 base + {len(spec.points[d])}" for d in spec.datasets)
+        lines = [f"  {spec.total_trials} trials = ({per_dataset}) points x {len(spec.seeds)} seeds, one parameter varied at a time"]
+    lines.append(f"  base: {json.dumps(dict(spec.base))}")
+    lines += [f"  base of {dataset} from {spec.base_from}: {json.dumps(dict(base))}" for dataset, base in spec.dataset_base.items()]
+    if isinstance(spec, AblationSpec):
+        lines += [f"  variant {display}: {json.dumps(dict(overrides))}" for display, overrides in spec.variants.items()]
+    else:
+        lines += [f"  vary {name}: {json.dumps(list(values))}" for name, values in spec.vary.items()]
+        lines += [f"  skipped {s['parameter']}={s['value']} on {s['dataset']}: {s['reason']}" for s in spec.skipped]
+    return lines
 
 
 def local_slots(spec: Campaign) -> int:

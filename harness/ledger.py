@@ -1,6 +1,7 @@
 """What a campaign plans and what it still owes, counted from its records.
 
-A grid campaign (ablation) plans one trial per cell (variant x dataset x seed); a sweep plans
+A grid campaign plans one trial per cell (an ablation's variant x dataset x seed, a sensitivity
+study's base point and (parameter, value) points per dataset and seed); a sweep plans
 `num_samples` trials per dataset. A trial whose record is final (ok, failed, diverged, pruned)
 pays for its cell or one of its dataset's samples; an interrupted or still-"running" record
 does not. `--resume` runs what is owed, and the campaign ends only when nothing is: this is how
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records import RECORDS_FOLDER, TrialRecord, record_path
-from harness.spec import AblationSpec, Campaign, SweepSpec
+from harness.spec import AblationSpec, Campaign, GridSpec, SensitivitySpec, SweepSpec
 
 SUPERSEDED_FOLDER = "superseded"
 CELL_KEY = "cell"  # a grid trial's Tune config: {"cell": Cell.as_config()}
@@ -24,32 +25,49 @@ DATASET_KEY = "dataset"  # a sweep trial's Tune config: {**sampled values, "data
 
 @dataclass(frozen=True)
 class Cell:
-    """One planned trial of a grid campaign."""
+    """One planned trial of a grid campaign: its settings (before the model applies a variant's
+    switches), the name tables show (`display`; empty: the variant's own) and what it varies."""
 
     key: str
     dataset: str
     display: str
     seed: int
     settings: dict[str, Any]
+    varied: dict[str, Any] = field(default_factory=dict)
 
     def as_config(self) -> dict[str, Any]:
         """The Tune config of this cell's trial."""
-        return {CELL_KEY: {"key": self.key, "dataset": self.dataset, "display": self.display, "seed": self.seed, "settings": self.settings}}
+        return {CELL_KEY: {"key": self.key, "dataset": self.dataset, "display": self.display, "seed": self.seed,
+                           "settings": self.settings, "varied": self.varied}}
 
 
-def cell_key(display: str, dataset: str, seed: int) -> str:
+def cell_key(label: str, dataset: str, seed: int) -> str:
     """The name of a grid cell, as records and the plan show it."""
-    return f"{display} | {dataset} | seed {seed}"
+    return f"{label} | {dataset} | seed {seed}"
 
 
-def grid_cells(spec: AblationSpec) -> list[Cell]:
-    """Every (variant, dataset, seed) of an ablation, in table order."""
-    return [
-        Cell(cell_key(display, dataset, seed), dataset, display, seed, spec.settings_for(dataset, display, seed))
-        for display in spec.variants
-        for dataset in spec.datasets
-        for seed in spec.seeds
-    ]
+BASE_POINT = "base"
+
+
+def grid_cells(spec: GridSpec) -> list[Cell]:
+    """Every planned trial of a grid campaign, in table order: an ablation's variant x dataset x
+    seed; a sensitivity study's base point and (parameter, value) points per dataset and seed."""
+    if isinstance(spec, AblationSpec):
+        return [
+            Cell(cell_key(display, dataset, seed), dataset, display, seed, spec.settings_for(dataset, display, seed))
+            for display in spec.variants
+            for dataset in spec.datasets
+            for seed in spec.seeds
+        ]
+    assert isinstance(spec, SensitivitySpec)
+    cells = []
+    for dataset in spec.datasets:
+        for seed in spec.seeds:
+            base = {**spec.base_for(dataset), "seed": seed}
+            cells.append(Cell(cell_key(BASE_POINT, dataset, seed), dataset, "", seed, base))
+            cells += [Cell(cell_key(f"{name}={value}", dataset, seed), dataset, "", seed, {**base, name: value}, {name: value})
+                      for name, value in spec.points[dataset]]
+    return cells
 
 
 def planned_trials(spec: Campaign) -> int:
@@ -91,7 +109,7 @@ def owed(spec: Campaign, records: list[TrialRecord]) -> Owed:
     return _owed_cells(spec, final)
 
 
-def _owed_cells(spec: AblationSpec, final: list[TrialRecord]) -> Owed:
+def _owed_cells(spec: GridSpec, final: list[TrialRecord]) -> Owed:
     done = Counter(r.cell for r in final)
     cells = grid_cells(spec)
     return Owed(

@@ -47,7 +47,9 @@ SMOKE_SUFFIX = "-smoke"
 
 SHARED_KEYS = ("name", "model", "datasets", "data_dir", "data_options", "resources", "max_concurrent", "max_failures")
 SWEEP_KEYS = SHARED_KEYS + ("fixed", "space", "objective", "search")
-ABLATION_KEYS = SHARED_KEYS + ("seeds", "base", "base_from", "reference", "variants")
+GRID_KEYS = SHARED_KEYS + ("seeds", "base", "base_from")
+ABLATION_KEYS = GRID_KEYS + ("reference", "variants")
+SENSITIVITY_KEYS = GRID_KEYS + ("vary",)
 
 
 @dataclass(frozen=True)
@@ -164,19 +166,35 @@ class SweepSpec(CampaignSpec):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AblationSpec(CampaignSpec):
-    """An ablation campaign: every variant x dataset x seed is one trial.
+class GridSpec(CampaignSpec):
+    """A campaign whose trials are known in advance: a grid of cells over datasets and seeds,
+    each on a base configuration: `dataset_base[dataset]` (from `base_from`, a sweep's best
+    configuration of that dataset) <- `base` <- the cell's own settings."""
 
-    A trial's settings are `dataset_base[dataset]` (from `base_from`'s best configuration of
-    that dataset) <- `base` <- the variant's overrides; the model applies the variant's own
-    switches last, so an ablated component stays ablated whatever the base says.
-    """
-
-    kind: ClassVar[str] = "ablation"
     seeds: tuple[int, ...] = (0,)
     base: Mapping[str, Any] = field(default_factory=dict)
     base_from: str | None = None
     dataset_base: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def base_for(self, dataset: str) -> dict[str, Any]:
+        """A dataset's base settings (seed not included)."""
+        return {**self.dataset_base.get(dataset, {}), **self.base}
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "base": dict(self.base),
+            "dataset_base": {k: dict(v) for k, v in self.dataset_base.items()},
+            "seeds": list(self.seeds),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationSpec(GridSpec):
+    """An ablation campaign: every variant x dataset x seed is one trial. The model applies the
+    variant's own switches last, so an ablated component stays ablated whatever the base says."""
+
+    kind: ClassVar[str] = "ablation"
     reference: str = ""
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -186,19 +204,34 @@ class AblationSpec(CampaignSpec):
 
     def settings_for(self, dataset: str, display: str, seed: int) -> dict[str, Any]:
         """The settings of one cell, before the model applies its variant's switches."""
-        return {**self.dataset_base.get(dataset, {}), **self.base, **self.variants[display], "seed": seed}
+        return {**self.base_for(dataset), **self.variants[display], "seed": seed}
 
     def identity(self) -> dict[str, Any]:
-        return {
-            **super().identity(),
-            "base": dict(self.base),
-            "dataset_base": {k: dict(v) for k, v in self.dataset_base.items()},
-            "variants": {k: dict(v) for k, v in self.variants.items()},
-            "seeds": list(self.seeds),
-        }
+        return {**super().identity(), "variants": {k: dict(v) for k, v in self.variants.items()}}
 
 
-Campaign = SweepSpec | AblationSpec
+@dataclass(frozen=True, kw_only=True)
+class SensitivitySpec(GridSpec):
+    """A one-at-a-time sensitivity study (HEPHAESTUS Figure 3, LightST Figure 4): each parameter
+    of `vary` takes each of its values with every other setting at the base. The base point is
+    one trial per dataset and seed, shared by every parameter. `points[dataset]` lists the
+    (parameter, value) pairs that differ from that dataset's base and are valid there; `skipped`
+    the values that violate a constraint at the base (e.g. top_k > num_experts), with the reason."""
+
+    kind: ClassVar[str] = "sensitivity"
+    vary: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    points: Mapping[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+    skipped: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def total_trials(self) -> int:
+        return sum(1 + len(self.points[d]) for d in self.datasets) * len(self.seeds)
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "vary": {k: list(v) for k, v in self.vary.items()}}
+
+
+Campaign = SweepSpec | AblationSpec | SensitivitySpec
 
 
 def identity_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
@@ -570,9 +603,8 @@ def read_best_config(check: _Checker, base_from: Any, spec_path: str | Path, mod
     return bases
 
 
-def parse_ablation(path: str | Path, overrides: Overrides = Overrides()) -> AblationSpec:
-    """Read and validate an ablation campaign file (see ablations/*.yaml) with the command line's overrides."""
-    check, raw, shared = _open(path, ABLATION_KEYS, "space", "a sweep file: run python -m harness.sweep", overrides)
+def _grid(check: _Checker, raw: dict[str, Any], path: str | Path, shared: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
+    """The parts every grid campaign has: seeds, base, base_from (validated per dataset)."""
     model, datasets = shared["model"], shared["datasets"]
     seeds = raw.get("seeds", [0])
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -590,6 +622,15 @@ def parse_ablation(path: str | Path, overrides: Overrides = Overrides()) -> Abla
         raise check.fail("base.seed", "seeds come from the `seeds` list")
     for dataset in datasets:
         check.settings(model, {**dataset_base.get(dataset, {}), **base}, "base")
+    if overrides.smoke:
+        base, seeds = {**base, **SMOKE_SETTINGS}, seeds[:SMOKE_SEEDS]
+    return {"seeds": tuple(seeds), "base": base, "base_from": base_from, "dataset_base": dataset_base}
+
+
+def parse_ablation(path: str | Path, overrides: Overrides = Overrides()) -> AblationSpec:
+    """Read and validate an ablation campaign file (see ablations/*.yaml) with the command line's overrides."""
+    check, raw, shared = _open(path, ABLATION_KEYS, "space", "a sweep file: run python -m harness.sweep", overrides)
+    grid = _grid(check, raw, path, shared, overrides)
     variants_raw = check.mapping(raw.get("variants"), "variants", allow_none=False) if "variants" in raw else None
     if not variants_raw:
         raise check.fail("variants", "missing or empty: name at least one variant")
@@ -598,22 +639,56 @@ def parse_ablation(path: str | Path, overrides: Overrides = Overrides()) -> Abla
         variant_overrides = check.mapping(variant_overrides, f"variants.{display}")
         if "seed" in variant_overrides:
             raise check.fail(f"variants.{display}.seed", "seeds come from the `seeds` list")
-        for dataset in datasets:
-            check.settings(model, {**dataset_base.get(dataset, {}), **base, **variant_overrides}, f"variants.{display}")
+        for dataset in shared["datasets"]:
+            check.settings(shared["model"], {**grid["dataset_base"].get(dataset, {}), **grid["base"], **variant_overrides}, f"variants.{display}")
         variants[str(display)] = variant_overrides
     reference = raw.get("reference", next(iter(variants)))
     if reference not in variants:
         raise check.fail("reference", f"{reference!r} is not among the variants: {', '.join(variants)}")
-    if overrides.smoke:
-        base = {**base, **SMOKE_SETTINGS}
-        seeds = seeds[:SMOKE_SEEDS]
-    return AblationSpec(
-        source=str(path),
-        seeds=tuple(seeds),
-        base=base,
-        base_from=base_from,
-        dataset_base=dataset_base,
-        reference=str(reference),
-        variants=variants,
-        **shared,
-    )
+    return AblationSpec(source=str(path), reference=str(reference), variants=variants, **grid, **shared)
+
+
+def parse_sensitivity(path: str | Path, overrides: Overrides = Overrides()) -> SensitivitySpec:
+    """Read and validate a one-at-a-time sensitivity study (a file with `vary:`, e.g.
+    search_spaces/hephaestus_fig3.yaml) with the command line's overrides."""
+    check, raw, shared = _open(path, SENSITIVITY_KEYS, "variants", "an ablation file: run python -m harness.ablate", overrides)
+    model = shared["model"]
+    grid = _grid(check, raw, path, shared, overrides)
+    vary_raw = check.mapping(raw.get("vary"), "vary", allow_none=False) if "vary" in raw else None
+    if not vary_raw:
+        raise check.fail("vary", "missing or empty: name at least one parameter and its values")
+    valid = set(field_names(get_model(model).config_cls)) | set(TRAIN_FIELDS)
+    vary: dict[str, tuple[Any, ...]] = {}
+    for name, values in vary_raw.items():
+        if name not in valid or name == "seed":
+            raise check.fail(f"vary.{name}", f"not a setting of model {model} or of the training loop; valid: {', '.join(sorted(valid - {'seed'}))}")
+        if not isinstance(values, list) or not values:
+            raise check.fail(f"vary.{name}", "must be a non-empty list of values")
+        if not all(isinstance(v, (bool, int, float, str)) for v in values) or len(set(map(repr, values))) != len(values):
+            raise check.fail(f"vary.{name}", "must list distinct numbers, strings or booleans")
+        vary[name] = tuple(values)
+    points: dict[str, tuple[tuple[str, Any], ...]] = {}
+    skipped: list[dict[str, Any]] = []
+    for dataset in shared["datasets"]:
+        base = {**grid["dataset_base"].get(dataset, {}), **grid["base"]}
+        resolved = plan_run(model, base).settings()
+        chosen = []
+        for name, values in vary.items():
+            for value in values:
+                if resolved.get(name) == value:
+                    continue  # the base point itself: shared, trained once
+                try:
+                    plan_run(model, {**base, name: value})
+                except ConfigError as error:
+                    skipped.append({"dataset": dataset, "parameter": name, "value": value, "reason": str(error)})
+                    continue
+                chosen.append((name, value))
+        points[dataset] = tuple(chosen)
+    return SensitivitySpec(source=str(path), vary=vary, points=points, skipped=tuple(skipped), **grid, **shared)
+
+
+def parse_search_file(path: str | Path, overrides: Overrides = Overrides()) -> SweepSpec | SensitivitySpec:
+    """A file of search_spaces/: a search (`space:`) or a one-at-a-time study (`vary:`)."""
+    raw = read_mapping(path)
+    one_at_a_time = "space" not in raw and any(key in raw for key in ("vary", "seeds", "base", "base_from"))
+    return parse_sensitivity(path, overrides) if one_at_a_time else parse_sweep(path, overrides)

@@ -81,7 +81,7 @@ def trial_request(config: dict[str, Any], fixed: dict[str, Any]) -> TrialRequest
     """Read a trial's Tune config (a grid cell, or a sweep's sample plus its dataset)."""
     if CELL_KEY in config:
         cell = config[CELL_KEY]
-        return TrialRequest(cell["dataset"], dict(cell["settings"]), cell["display"], cell["seed"], cell["key"])
+        return TrialRequest(cell["dataset"], dict(cell["settings"]), cell["display"], cell["seed"], cell["key"], dict(cell.get("varied", {})))
     sampled = {k: v for k, v in config.items() if k != DATASET_KEY}
     return TrialRequest(config[DATASET_KEY], {**fixed, **sampled}, varied=sampled)
 

@@ -169,3 +169,52 @@ def test_grid_sampler_counts_every_point(tmp_path):
     assert grid_size(space) == 6
     trial = optuna.create_study().ask()
     assert set(suggest(trial, space)) == {"a", "b"}
+
+
+SENSITIVITY = """\
+name: fig3
+model: hephaestus
+datasets: [synthetic]
+seeds: [0, 1]
+base: {num_experts: 2, max_epochs: 3}
+vary:
+  num_experts: [2, 3, 4]
+  top_k: [1, 2, 3, 4]
+"""
+
+
+def test_one_at_a_time_study_shares_its_base_point_and_skips_values_invalid_at_the_base(tmp_path):
+    from harness.ledger import grid_cells
+    from harness.spec import parse_search_file
+
+    spec = parse_search_file(write(tmp_path, SENSITIVITY))
+    assert spec.kind == "sensitivity"
+    # num_experts=2 and top_k=2 are the base itself; top_k 3 and 4 exceed M = 2 at the base
+    assert spec.points["synthetic"] == (("num_experts", 3), ("num_experts", 4), ("top_k", 1))
+    assert [(s["parameter"], s["value"]) for s in spec.skipped] == [("top_k", 3), ("top_k", 4)]
+    assert "top_k" in spec.skipped[0]["reason"]
+    cells = grid_cells(spec)
+    assert spec.total_trials == len(cells) == 2 * (1 + 3)
+    assert [c.key for c in cells[:4]] == ["base | synthetic | seed 0", "num_experts=3 | synthetic | seed 0",
+                                          "num_experts=4 | synthetic | seed 0", "top_k=1 | synthetic | seed 0"]
+    assert cells[3].settings == {"num_experts": 2, "max_epochs": 3, "seed": 0, "top_k": 1} and cells[3].varied == {"top_k": 1}
+    assert cells[0].varied == {}
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda s: s.replace("top_k:", "wings:"), "vary.wings", "not a setting of model hephaestus"),
+        (lambda s: s.replace("[1, 2, 3, 4]", "[]"), "vary.top_k", "non-empty list"),
+        (lambda s: s.replace("[1, 2, 3, 4]", "[1, 1]"), "vary.top_k", "distinct"),
+        (lambda s: s.split("vary:")[0], "vary", "missing or empty"),
+    ],
+)
+def test_malformed_sensitivity_study_is_rejected_naming_file_and_field(tmp_path, edit, field, message):
+    from harness.spec import parse_search_file
+
+    path = write(tmp_path, edit(SENSITIVITY))
+    with pytest.raises(SpecError) as info:
+        parse_search_file(path)
+    assert str(info.value).startswith(f"{path}: {field}"), str(info.value)
+    assert message in str(info.value)
