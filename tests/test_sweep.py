@@ -304,3 +304,33 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
         assert trials["node"].nunique() == 2, trials["node"].tolist()
     finally:
         subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+
+
+COMBINATION_SWEEP = """\
+name: combination
+model: hephaestus
+datasets: [synthetic]
+data_options: {nodes: 6, days: 4}
+fixed: {max_epochs: 1, max_batches_per_epoch: 2, batch_size: 8, layers: 1, num_experts: 2, top_k: 1}
+space:
+  hidden: {type: categorical, choices: [32, 36]}
+  heads: {type: categorical, choices: [4, 8]}
+search: {sampler: grid, num_samples: 4, seed: 0}
+max_concurrent: 2
+"""
+
+
+def test_a_setting_combination_the_model_refuses_fails_one_trial_and_the_campaign_finishes(tmp_path):
+    spec = tmp_path / "combination.yaml"
+    spec.write_text(COMBINATION_SWEEP)
+    done = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), "--no-report", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    trials = pd.read_csv(tmp_path / "combination" / "trials.csv")
+    assert len(trials) == 4
+    failed = trials[trials["status"] == "failed"]
+    assert list(zip(failed["config.hidden"], failed["config.heads"])) == [(36, 8)]
+    assert failed["error"].iloc[0] == "invalid settings: hidden: 36 is not divisible by heads=8"
+    assert failed["retries"].iloc[0] == 0  # a deterministic settings error is not retried
+    assert (trials.loc[trials["status"] != "failed", "status"] == "ok").all()
+    assert (tmp_path / "combination" / "best.yaml").is_file() and (tmp_path / "combination" / "curves.csv").is_file()
+    assert "invalid settings: hidden: 36 is not divisible by heads=8" in done.stdout

@@ -195,3 +195,31 @@ def test_stid_learns_well_below_the_naive_baselines():
         fit(model, data, config)
         scores[name] = evaluate(model, data, "test", config)["overall"]["mae"]
     assert scores["stid"] < 0.9 * min(scores["persistence"], scores["historical_average"]), scores
+
+
+MEMORY_PROBE = """
+import json, torch
+torch.set_num_threads(1)
+from harness.data import generate_synthetic, prepare
+from harness.experiment import run_planned
+from harness.plan import plan_run
+data = prepare(generate_synthetic(num_nodes=40, num_steps=288 * 6, seed=0))
+small = {"max_epochs": 1, "max_batches_per_epoch": 4, "batch_size": 16, "device": "cpu"}
+big = {**small, "embed_dim": 256, "num_layers": 6, "batch_size": 128}
+print(json.dumps([run_planned(plan_run("stid", s), data).fields["peak_mem_mb"] for s in (small, big, small)]))
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_trial_does_not_depend_on_what_its_process_ran_before():
+    """A reused Ray worker runs trials in turn: the same trial measures the same as the first one
+    of a fresh process and after a big one (a fresh process, as a new Ray worker is)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, big, after_big = json.loads(done.stdout.strip().splitlines()[-1])
+    assert abs(first - after_big) <= 0.5 * max(first, after_big) + 5.0, (first, big, after_big)
+    assert big > 5 * max(first, after_big), (first, big, after_big)  # and it does see a bigger model's need
