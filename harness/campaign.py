@@ -35,7 +35,9 @@ from harness.spec import Campaign, SweepSpec, identity_difference
 
 MANIFEST = "manifest.json"
 LOCK_FILE = ".driver.lock"
-MIN_FREE_MB = 200
+RESERVE_FILE = ".reserved-space"
+RESERVE_BASE, RESERVE_PER_TRIAL, RESERVE_MAX = 4 * 2**20, 20 * 2**10, 64 * 2**20
+MIN_FREE_ENV = "HARNESS_MIN_FREE_MB"  # storage with less free space is refused up front (default 200)
 EXIT_INCOMPLETE = 1
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -69,9 +71,9 @@ def storage_root(storage: str | None) -> Path:
         raise UsageError(f"--storage {root}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--storage {root}: {existing} is not writable")
-    free_mb = shutil.disk_usage(existing).free / 2**20
-    if free_mb < MIN_FREE_MB:
-        raise UsageError(f"--storage {root}: only {free_mb:.0f} MB free on its disk; a campaign needs at least {MIN_FREE_MB} MB")
+    free_mb, needed = shutil.disk_usage(existing).free / 2**20, float(os.environ.get(MIN_FREE_ENV, 200))
+    if free_mb < needed:
+        raise UsageError(f"--storage {root}: only {free_mb:.0f} MB free on its disk; a campaign needs at least {needed:g} MB")
     return root
 
 
@@ -238,10 +240,11 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
                 datasets: dict[str, PreparedData], log: Callable[[str], None]) -> int:
     import ray
 
-    from harness.tuner import Cluster, Interrupts, RecordKeeper, TunerRun, fail_stale_study_trials, restorable, run, start_ray
     from harness.trial import TrialContext
+    from harness.tuner import Cluster, Interrupts, RecordKeeper, TunerRun, fail_stale_study_trials, restorable, run, start_ray
 
     address = options.address or os.environ.get("RAY_ADDRESS") or "local"
+    reserve = reserve_space(campaign_dir, spec.total_trials)
     start_ray(options.address, campaign_dir)
     interrupts = Interrupts()
     try:
@@ -259,18 +262,17 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
             campaign_dir=str(campaign_dir), storage_root=str(root), code_version=manifest["code_version"],
             use_cache=options.use_cache, checkpoint_every=options.checkpoint_every,
         )
-        keeper = RecordKeeper(spec, campaign_dir, log)
+        keeper = RecordKeeper(spec, campaign_dir, log, interrupts, reserve)
         records, _ = read_records(campaign_dir)
         todo = owed(spec, records)
-        max_epochs = epochs_per_trial(spec)
-        progress = Progress(spec, todo.count, max_epochs, slots, log, {r.trial_id for r in records if r.final})
+        progress = Progress(spec, todo.count, epochs_per_trial(spec), slots, log, {r.trial_id for r in records if r.final})
         callbacks = [keeper, progress]
         unfinished = [r for r in records if not r.final]
         if options.resume and unfinished and manifest["runs"] and restorable(campaign_dir, manifest["runs"][-1]):
             log(f"resuming {manifest['runs'][-1]}: {len(unfinished)} unfinished trial(s) continue from their checkpoints")
             run(spec, TunerRun(manifest["runs"][-1]), context, datasets, callbacks, interrupts, restore=True)
         for _ in range(2):  # what is owed now; a second pass covers trials a restore could not continue
-            if interrupts.signal is not None:
+            if interrupts.stopped:
                 break
             records, _ = read_records(campaign_dir)
             todo = owed(spec, records)
@@ -284,21 +286,39 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
             if records:
                 log(f"{todo.count} trial(s) still to run ({todo.describe()})")
             run(spec, TunerRun.for_owed(label, todo), context, datasets, callbacks, interrupts, restore=False)
-        if interrupts.signal is not None:
-            keeper.interrupted("the campaign was stopped (Ctrl-C or SIGTERM)")
+        if interrupts.stopped:
+            keeper.interrupted(interrupts.reason)
     finally:
         ray.shutdown()
+        reserve.unlink(missing_ok=True)
 
     keeper.derive(force=True)
     records, problems = read_records(campaign_dir)
     for problem in problems:
         log(f"warning: {problem}")
     todo = owed(spec, records)
-    if isinstance(spec, SweepSpec) and not todo.count and interrupts.signal is None:
+    if isinstance(spec, SweepSpec) and not todo.count and not interrupts.stopped:
         fail_stale_study_trials(spec, campaign_dir)
-    status = "interrupted" if interrupts.signal is not None else "incomplete" if todo.count else "finished"
-    finish_manifest(campaign_dir / MANIFEST, manifest, status, records)
-    return summarise(spec, campaign_dir, records, todo, status, interrupts.signal, options, log)
+    status = "interrupted" if interrupts.stopped else "incomplete" if todo.count else "finished"
+    try:
+        finish_manifest(campaign_dir / MANIFEST, manifest, status, records)
+    except OSError as error:
+        log(f"warning: could not update {MANIFEST} ({error.strerror})")
+    return summarise(spec, campaign_dir, records, todo, status, interrupts, options, log)
+
+
+def reserve_space(campaign_dir: Path, trials: int) -> Path:
+    """Set disk space aside for the campaign's last records: given back when the disk fills up,
+    so that every trial's record can still be written (4 MB and 20 kB a trial, at most 64 MB)."""
+    path = campaign_dir / RESERVE_FILE
+    size = min(RESERVE_BASE + RESERVE_PER_TRIAL * trials, RESERVE_MAX)
+    try:
+        with open(path, "wb") as handle:
+            os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        raise UsageError(f"--storage {campaign_dir.parent}: cannot set {size // 2**20} MB aside for the records ({error.strerror})") from None
+    return path
 
 
 def resume_command(options: RunOptions) -> str:
@@ -308,7 +328,7 @@ def resume_command(options: RunOptions) -> str:
     return shlex.join([*words, "--resume"])
 
 
-def summarise(spec: Campaign, campaign_dir: Path, records: list[TrialRecord], todo: Owed, status: str, signum: int | None,
+def summarise(spec: Campaign, campaign_dir: Path, records: list[TrialRecord], todo: Owed, status: str, interrupts,
               options: RunOptions, log: Callable[[str], None]) -> int:
     """Print the closing lines, build the report, and choose the exit code."""
     counts = Counter(r.status for r in records)
@@ -328,11 +348,16 @@ def summarise(spec: Campaign, campaign_dir: Path, records: list[TrialRecord], to
     if options.report and ok:
         from harness.report import build_report
 
-        log(f"  report: {build_report(campaign_dir) / 'index.md'}")
-    if signum is not None:
+        try:
+            log(f"  report: {build_report(campaign_dir) / 'index.md'}")
+        except (OSError, UsageError) as error:
+            log(f"warning: the report was not written ({error}); build it later with: python -m harness.report {campaign_dir}")
+    if interrupts.stopped:
         done = sum(r.final for r in records)
-        log(f"interrupted: {done} done, {spec.total_trials - done} unfinished; resume with: {resume_command(options)}")
-        return EXIT_SIGNAL.get(signum, 130)
+        what = "interrupted" if interrupts.signum is not None else f"stopped: {interrupts.reason}"
+        advice = "" if interrupts.signum is not None else "free some space, then "
+        log(f"{what}: {done} done, {spec.total_trials - done} unfinished; {advice}resume with: {resume_command(options)}")
+        return EXIT_SIGNAL.get(interrupts.signum, EXIT_INCOMPLETE)
     if todo.count:
         log(f"incomplete: {todo.describe()}; run again with: {resume_command(options)}")
         return EXIT_INCOMPLETE

@@ -11,6 +11,8 @@ another's scale of error. A grid campaign's Tuner runs its cells (`harness.ledge
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import os
@@ -47,6 +49,7 @@ DERIVE_EVERY_S = 10.0
 # and what the records and the console say instead.
 LOST_CHECKPOINT = "does not exist on storage anymore"
 LOST_CHECKPOINT_TEXT = "its newest checkpoint was lost when the driver died"
+DISK_FULL = "No space left on device"
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,9 +79,16 @@ def start_ray(address: str | None, campaign_dir: Path) -> None:
     _quiet_ray_loggers(Path(campaign_dir) / DRIVER_LOG)
 
 
+class QuietFileHandler(logging.FileHandler):
+    """A log file that never prints its own write errors (a full disk) over the console."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _quiet_ray_loggers(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path)
+    handler = QuietFileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("ray", "ray.tune", "ray.train"):
         logger = logging.getLogger(name)
@@ -321,13 +331,38 @@ class LiveCallback(tune.Callback):
 
 class RecordKeeper(LiveCallback):
     """Writes the records of trials that cannot write their own, and keeps the derived files
-    (trials.csv, curves.csv, best.yaml) current as trials end."""
+    (trials.csv, curves.csv, best.yaml) current as trials end.
 
-    def __init__(self, spec: Campaign, campaign_dir: Path, log: Callable[[str], None]):
+    A full disk (ENOSPC, in a trial or here) stops the campaign: the space reserved at its start
+    (`reserve`) is given back so that every record can still be written, and `interrupts` is
+    asked to end the run. A write that fails for another reason is said in one line."""
+
+    def __init__(self, spec: Campaign, campaign_dir: Path, log: Callable[[str], None], interrupts: Interrupts, reserve: Path | None = None):
         super().__init__(f"records:{campaign_dir}")
         self.spec, self.campaign_dir, self.log = spec, Path(campaign_dir), log
+        self.interrupts, self.reserve = interrupts, reserve
         self.running: dict[str, Any] = {}
         self.last_derived = 0.0
+
+    def disk_full(self) -> None:
+        """Free the reserved space and stop the campaign: nothing more can be stored."""
+        if self.reserve is not None:
+            self.reserve.unlink(missing_ok=True)
+        self.interrupts.stop(f"the storage {self.campaign_dir.parent} is full (no space left on device)")
+
+    def write(self, record: TrialRecord, durable: bool = True) -> None:
+        """Write a record; on a full disk give back the reserve, stop the campaign and retry once."""
+        try:
+            write_record(self.campaign_dir, record, durable)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                self.log(f"warning: could not write the record of trial {record.trial_id} ({error.strerror})")
+                return
+            self.disk_full()
+            try:
+                write_record(self.campaign_dir, record, durable)
+            except OSError as again:
+                self.log(f"warning: could not write the record of trial {record.trial_id} ({again.strerror})")
 
     def _known(self, trial) -> TrialRecord:
         """What is on disk about a trial, or a record built from its Tune config alone."""
@@ -350,7 +385,7 @@ class RecordKeeper(LiveCallback):
             best = min(record.curve, key=lambda row: row.get("val_mae", math.inf), default={})
             val = {m: best.get(f"val_{m}") for m in ("mae", "rmse", "mape")} if best else {}
             epochs = record.epochs or len(record.curve)
-            write_record(self.campaign_dir, replace(record, val=val, epochs=epochs).finish("pruned", f"stopped by the scheduler after epoch {epochs}"))
+            self.write(replace(record, val=val, epochs=epochs).finish("pruned", f"stopped by the scheduler after epoch {epochs}"))
         self.derive()
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -359,9 +394,12 @@ class RecordKeeper(LiveCallback):
         if record.final:
             return  # it ended before the driver stopped; Tune's older snapshot does not know it
         record = replace(record, status="running", retries=record.retries + 1, last_error=error)
-        write_record(self.campaign_dir, record, durable=False)
+        if DISK_FULL in error:
+            self.disk_full()
+        self.write(record, durable=False)
         if progress_path(self.campaign_dir, trial.trial_id).is_file():  # the retry starts from what is on disk
-            write_json(progress_path(self.campaign_dir, trial.trial_id), record.to_dict(), durable=False)
+            with contextlib.suppress(OSError):
+                write_json(progress_path(self.campaign_dir, trial.trial_id), record.to_dict(), durable=False)
         self.log(f"trial {trial.trial_id} failed ({error}); retrying ({record.retries}/{self.spec.max_failures})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -373,8 +411,10 @@ class RecordKeeper(LiveCallback):
         if error == LOST_CHECKPOINT_TEXT:
             record = record.finish("interrupted", f"{LOST_CHECKPOINT_TEXT}; it runs again from the start")
         else:
+            if DISK_FULL in error:
+                self.disk_full()
             record = replace(record, last_error=error).finish("failed", error)
-        write_record(self.campaign_dir, record)
+        self.write(record)
         self.derive()
 
     def interrupted(self, reason: str) -> int:
@@ -382,7 +422,7 @@ class RecordKeeper(LiveCallback):
         for trial in list(self.running.values()):
             record = self._known(trial)
             if not record.final:
-                write_record(self.campaign_dir, record.finish("interrupted", reason))
+                self.write(record.finish("interrupted", reason))
         count = len(self.running)
         self.running.clear()
         return count
@@ -393,7 +433,12 @@ class RecordKeeper(LiveCallback):
             return
         self.last_derived = time.monotonic()
         records, _ = read_records(self.campaign_dir)
-        write_outputs(self.campaign_dir, self.spec, records)
+        try:
+            write_outputs(self.campaign_dir, self.spec, records)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                self.disk_full()
+            self.log(f"warning: could not update trials.csv / curves.csv ({error.strerror}); the records are what counts")
 
 
 def trial_error(trial) -> str:
@@ -422,20 +467,36 @@ def trial_error(trial) -> str:
 
 
 class Interrupts:
-    """Ctrl-C and SIGTERM stop the run cleanly: the first asks Tune to stop (it saves its state
-    and ends the trials), a second one stops the driver at once."""
+    """Stops the run cleanly: on Ctrl-C or SIGTERM, or when the campaign asks (a full disk).
+
+    The first stop asks Tune to end the run (it saves its state and ends the trials; the
+    records of running trials are written as interrupted); a second signal stops the driver at
+    once. `signum` is the signal that stopped the run, `reason` says why in words.
+    """
 
     def __init__(self):
-        self.signal: int | None = None
+        self.signum: int | None = None
+        self.reason: str | None = None
         self._previous: dict[int, Any] = {}
 
-    def _handle(self, signum: int, frame) -> None:
-        if self.signal is not None:
-            raise KeyboardInterrupt
-        self.signal = signum
-        tune_handler = signal.getsignal(signal.SIGUSR1)  # Tune's own "stop the run" handler
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+    def stop(self, reason: str, signum: int | None = None) -> None:
+        """End the run at Tune's next step (idempotent: the first reason stays)."""
+        if self.stopped:
+            return
+        self.reason, self.signum = reason, signum
+        tune_handler = signal.getsignal(signal.SIGUSR1)  # Tune's own "stop the run" handler, set during fit()
         if callable(tune_handler):
-            tune_handler(signum, frame)
+            tune_handler(signal.SIGUSR1, None)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.reason = None  # a signal overrides a pending reason
+        self.stop("the campaign was stopped (Ctrl-C)" if signum == signal.SIGINT else "the campaign was stopped (SIGTERM)", signum)
 
     def __enter__(self) -> Interrupts:
         for signum in (signal.SIGINT, signal.SIGTERM):
