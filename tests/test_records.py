@@ -29,7 +29,7 @@ from harness.records import (
 )
 from harness.spec import Overrides, parse_ablation, parse_sweep
 from harness.trial import TrialContext, progress_path, start_record, trial_request
-from harness.tuner import LOST_CHECKPOINT, RecordKeeper
+from harness.tuner import LOST_CHECKPOINT, Interrupts, RecordKeeper
 from harness.data import DataError
 from models.base import ConfigError
 
@@ -152,7 +152,7 @@ def fake_trial(trial_id: str, config: dict, last_result: dict | None = None, err
 def keeper(tmp_path):
     spec = parse_ablation(write(tmp_path, ABLATION))
     lines: list[str] = []
-    return RecordKeeper(spec, tmp_path / "campaign", lines.append), grid_cells(spec), lines
+    return RecordKeeper(spec, tmp_path / "campaign", lines.append, Interrupts()), grid_cells(spec), lines
 
 
 def test_a_pruned_trial_is_recorded_with_its_curve_and_best_validation_figures(keeper):
