@@ -30,7 +30,7 @@ from harness.ledger import Owed, owed, set_aside_unfinished
 from harness.locks import HeartbeatLock, LockWatch, read_owner
 from harness.progress import Progress
 from harness.provenance import git_sha, result_code_version, versions
-from harness.records import TrialRecord, now, read_records, write_json
+from harness.records import RECORDS_FOLDER, TrialRecord, now, read_records, write_json
 from harness.spec import Campaign, SweepSpec, identity_difference
 
 MANIFEST = "manifest.json"
@@ -244,6 +244,8 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
     from harness.tuner import Cluster, Interrupts, RecordKeeper, TunerRun, fail_stale_study_trials, restorable, run, start_ray
 
     address = options.address or os.environ.get("RAY_ADDRESS") or "local"
+    for leftover in (campaign_dir / RECORDS_FOLDER).glob("**/.*.tmp"):  # a write a kill cut short; the file it replaces is whole
+        leftover.unlink(missing_ok=True)
     reserve = reserve_space(campaign_dir, spec.total_trials)
     start_ray(options.address, campaign_dir)
     interrupts = Interrupts()
