@@ -50,6 +50,7 @@ DERIVE_EVERY_S = 10.0
 LOST_CHECKPOINT = "does not exist on storage anymore"
 LOST_CHECKPOINT_TEXT = "its newest checkpoint was lost when the driver died"
 DISK_FULL = "No space left on device"
+LOST_WORKER = ("ActorUnavailableError", "ActorDiedError", "NodeDiedError", "OwnerDiedError", "WorkerCrashedError")
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +401,8 @@ class RecordKeeper(LiveCallback):
         if progress_path(self.campaign_dir, trial.trial_id).is_file():  # the retry starts from what is on disk
             with contextlib.suppress(OSError):
                 write_json(progress_path(self.campaign_dir, trial.trial_id), record.to_dict(), durable=False)
-        self.log(f"trial {trial.trial_id} failed ({error}); retrying ({record.retries}/{self.spec.max_failures})")
+        what = "lost its worker or the machine it ran on" if error.startswith(LOST_WORKER) else f"failed ({error})"
+        self.log(f"trial {trial.trial_id} {what}; retrying ({record.retries}/{self.spec.max_failures})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.pop(trial.trial_id, None)

@@ -289,3 +289,34 @@ def test_concurrent_cache_publishers_never_show_a_reader_half_a_file(tmp_path):
         thread.join()
     assert not errors, errors[:3]
     assert not list((tmp_path / "cache" / "key").glob(".*.tmp"))
+
+
+@pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not on PATH")
+def test_a_machine_lost_mid_campaign_is_in_the_records_and_one_quiet_line_on_the_console(tmp_path):
+    env = command_env(RAY_AUTH_MODE="disabled")
+    subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+    raylets = lambda: set(subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True).stdout.split())  # noqa: E731
+    head = subprocess.run(["ray", "start", "--head", "--port=6412", "--num-cpus=1", "--include-dashboard=false"], env=env, capture_output=True, text=True)
+    try:
+        assert head.returncode == 0, head.stderr[-2000:]
+        before = raylets()
+        worker = subprocess.run(["ray", "start", "--address=127.0.0.1:6412", "--num-cpus=1"], env=env, capture_output=True, text=True)
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        (worker_raylet,) = raylets() - before
+        spec = write_spec(tmp_path, SWEEP.replace("num_samples: 4", "num_samples: 2").replace("max_epochs: 4", "max_epochs: 25"))
+        campaign = tmp_path / "tiny"
+        driver = start("harness.sweep", spec, tmp_path, "--address", "127.0.0.1:6412", RAY_AUTH_MODE="disabled")
+        progress = lambda: [json.loads(p.read_text()) for p in (campaign / "records" / "progress").glob("*.json")]  # noqa: E731
+        wait_until(lambda: len(progress()) == 2 and all(r["epochs"] >= 2 for r in progress()), what="both trials past epoch 2")
+        subprocess.run(["pkill", "-9", "-P", worker_raylet])  # the machine's workers and its raylet, gone
+        subprocess.run(["kill", "-9", worker_raylet])
+        out, _ = driver.communicate(timeout=300)
+        assert driver.returncode == 0 and "Traceback" not in out, out[-3000:]
+        retry_lines = [line for line in out.splitlines() if "retrying" in line]
+        assert len(retry_lines) == 1 and "lost its worker or the machine it ran on; retrying (1/2)" in retry_lines[0], out[-3000:]
+        retried = [r for r in records(campaign).values() if r["retries"]]
+        assert len(retried) == 1 and retried[0]["status"] == "ok" and len(retried[0]["nodes"]) == 2, records(campaign)
+        assert retried[0]["last_error"] and any("resumed from its checkpoint" in n for n in retried[0]["notes"])
+        assert_complete(campaign, 2)
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
