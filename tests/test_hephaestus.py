@@ -13,7 +13,14 @@ from harness.train import TrainConfig, evaluate, fit
 from models import ConfigError, DatasetMeta, build_model, get_model
 from models.base import count_parameters
 from models.hephaestus import Hephaestus, routing_probabilities
-from models.hephaestus.layers import HeterogeneousSpatialAttention, MovingPatch
+from models.hephaestus.layers import (
+    HeterogeneousSpatialAttention,
+    MovingPatch,
+    PeriodEmbedding,
+    RevIN,
+    SpatialAttention,
+    TemporalAttention,
+)
 from models.hephaestus.router import DecompositionFeatures, balance_loss, top_k_gates
 
 TINY = {"hidden": 8, "heads": 2, "layers": 1, "rank": 4, "d_tid": 4, "d_tiw": 4, "head_hidden": 16}
@@ -172,6 +179,97 @@ def test_balance_loss_is_the_weighted_aux_loss_and_its_gradient_reaches_the_rout
     assert model.router.node_pool.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("top_k", [1, 2, 3, 4])
+def test_the_forecast_loss_alone_trains_the_router_at_every_k(top_k):
+    # aux weight 0: only the gates carry the forecasting loss to the router (spec 4, K = 1 too).
+    model = tiny_model(top_k=top_k, aux_weight=0.0)
+    out = model(make_history(4, 6))
+    out.prediction.abs().mean().backward()
+    for weight in (model.router.w_gate.weight, model.router.node_pool.weight):
+        assert weight.grad is not None and weight.grad.abs().sum() > 1e-6
+
+
+def test_a_single_selected_expert_is_scaled_by_its_raw_probability():
+    probs = torch.tensor([[0.1, 0.5, 0.3, 0.1], [0.6, 0.2, 0.1, 0.1]])
+    for renormalise in (True, False):
+        gates, selected = top_k_gates(probs, 1, renormalise)
+        assert torch.equal(selected, torch.tensor([[False, True, False, False], [True, False, False, False]]))
+        assert torch.allclose(gates, torch.tensor([[0.0, 0.5, 0.0, 0.0], [0.6, 0.0, 0.0, 0.0]]))
+
+
+def test_importance_loss_is_zero_for_equal_importance_and_grows_with_skew():
+    dense = torch.ones(4, 4, dtype=torch.bool)
+    balanced = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.1, 0.7, 0.1, 0.1], [0.1, 0.1, 0.7, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    mild = torch.tensor([[0.4, 0.2, 0.2, 0.2]]).repeat(4, 1)
+    collapsed = torch.tensor([[0.97, 0.01, 0.01, 0.01]]).repeat(4, 1)
+    assert balance_loss(balanced, dense, "cv2").item() == pytest.approx(0.0, abs=1e-10)
+    first_only = torch.zeros(4, 4, dtype=torch.bool)
+    first_only[:, 0] = True
+    assert balance_loss(balanced, first_only, "cv2").item() == pytest.approx(0.0, abs=1e-10)  # counts play no part
+    # importance (0.4, 0.2, 0.2, 0.2) x 4: mean 0.25, unbiased variance 0.01 -> CV^2 = 0.16
+    assert balance_loss(mild, dense, "cv2").item() == pytest.approx(0.16, rel=1e-5)
+    assert balance_loss(collapsed, dense, "cv2") > balance_loss(mild, dense, "cv2")
+    # Under dense routing the Switch form is 1 whatever the routing: it cannot balance anything.
+    assert balance_loss(collapsed, dense, "switch").item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dense", [{"variant": "noisy_routing_only"}, {"gating": "noisy_dense"}])
+def test_dense_routing_balances_experts_with_a_live_importance_loss(dense):
+    model = tiny_model(**dense, aux_weight=1.0)
+    assert model.router.aux_type == "cv2"
+    out = model(make_history(4, 6))
+    importance = out.extras["gate_probs"].sum(dim=0)
+    assert out.extras["loss/balance"].item() == pytest.approx((importance.var() / importance.mean() ** 2).item(), rel=1e-4)
+    out.aux_loss.backward()
+    assert model.router.w_gate.weight.grad.abs().sum() > 1e-6
+
+
+@pytest.mark.parametrize(
+    ("overrides", "aux_type"),
+    [({}, "switch"), ({"gating": "noisy_dense"}, "cv2"), ({"variant": "noisy_routing_only"}, "cv2"), ({"aux_type": "cv2"}, "cv2")],
+)
+def test_the_balance_loss_follows_the_gating_unless_chosen(overrides, aux_type):
+    assert get_model("hephaestus").make_config(overrides).aux_type == aux_type
+
+
+def test_routing_is_per_sample():
+    model = tiny_model().eval()
+    history = make_history(3, 6)
+    changed = history.clone()
+    changed[0, :, :, 0] += torch.linspace(-2.0, 2.0, 12)[:, None]
+    before, after = model(history).extras["gate_probs"], model(changed).extras["gate_probs"]
+    assert not torch.allclose(before[0], after[0])
+    assert torch.equal(before[1:], after[1:])
+
+
+def test_router_noise_has_a_learned_scale_above_a_floor():
+    model = tiny_model()
+    history = make_history(64, 6)
+    clean = model.eval()(history).extras["gate_probs"]
+    model.train()
+
+    def spread(noise_bias: float) -> float:
+        with torch.no_grad():
+            model.router.w_noise.weight.zero_()
+            model.router.w_noise.bias.fill_(noise_bias)
+        return (model(history).extras["gate_probs"] - clean).abs().max().item()
+
+    quiet = spread(-30.0)  # softplus ~ 0: only the floor 1e-2 is left
+    assert 0 < quiet < 0.05
+    assert spread(3.0) > 10 * quiet
+
+
+def test_mixture_is_the_gate_weighted_sum_of_the_selected_experts():
+    model = tiny_model(top_k=2).eval()
+    history = make_history(5, 6)
+    series, _ = model.normalise(history)
+    tokens = [expert.embed(series) for expert in model.experts]
+    routing = model.route(series, tokens)
+    period = model.period_embedding(history)
+    expected = sum(routing.gates[:, m, None, None, None] * expert(tokens[m], period) for m, expert in enumerate(model.experts))
+    torch.testing.assert_close(model.mix_experts(tokens, period, routing), expected, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("aux_type", ["switch", "cv2"])
 @pytest.mark.parametrize("router_features", ["eq5", "decomp"])
 def test_router_options_train_end_to_end(aux_type, router_features):
@@ -226,9 +324,6 @@ def test_revin_makes_forecasts_shift_equivariant(revin):
     shifted[..., 0] += 5.0
     equivariant = torch.allclose(model(shifted).prediction, model(history).prediction + 5.0, atol=1e-4)
     assert equivariant == revin
-
-
-# --- variants ----------------------------------------------------------------------------------
 
 
 def test_variants_carry_the_paper_display_names():
@@ -306,7 +401,7 @@ def test_patch_sizes_alone_set_the_number_of_experts():
         ({"patch_sizes": [0, 3]}, "patch_sizes"),
         ({"patch_sizes": [1, 3], "num_experts": 4}, "patch_sizes"),
         ({"num_experts": 7}, "num_experts"),
-        ({"variant": "wo_ams_moe", "patch_sizes": [1, 3]}, "patch_sizes"),
+        ({"gating": "noisy_dense", "aux_type": "switch"}, "aux_type"),
         ({"rank": 0}, "rank"),
         ({"hidden": 30, "heads": 4}, "hidden"),
         ({"gating": "softmax"}, "gating"),
@@ -357,18 +452,5 @@ def test_wo_ams_moe_sets_aside_the_number_of_experts_of_a_base_configuration():
     # An ablation built on a sweep's best.yaml carries num_experts / top_k into every variant.
     config = get_model("hephaestus").make_config({"variant": "wo_ams_moe", "num_experts": 3, "top_k": 3})
     assert config.num_experts == 1 and config.patch_sizes == (3,)
-    with pytest.raises(ConfigError, match="patch_sizes"):
-        get_model("hephaestus").make_config({"variant": "wo_ams_moe", "patch_sizes": [1, 3]})
 
 
-def test_revin_leaves_missing_readings_out_of_the_window_statistics():
-    from models.hephaestus.layers import RevIN
-
-    missing = -1.5  # a raw 0 after z-scoring
-    values = torch.tensor([[2.0, 4.0, missing, 6.0]]).T.reshape(1, 4, 1)  # (B, H, N)
-    normalised, (mean, std) = RevIN(affine=False, missing_value=missing).normalise(values)
-    assert mean.item() == pytest.approx(4.0)
-    assert std.item() == pytest.approx(math.sqrt(8 / 3 + 1e-5))
-    assert normalised[0, 2, 0].item() == 0.0  # the gap enters as the window mean
-    _, (plain_mean, _) = RevIN(affine=False).normalise(values)
-    assert plain_mean.item() == pytest.approx((2 + 4 - 1.5 + 6) / 4)
