@@ -454,3 +454,11 @@ def test_wo_ams_moe_sets_aside_the_number_of_experts_of_a_base_configuration():
     assert config.num_experts == 1 and config.patch_sizes == (3,)
 
 
+def test_a_variant_replaces_explicit_settings_and_reports_what_it_replaced():
+    entry = get_model("hephaestus")
+    overrides = {"variant": "wo_ams_moe", "patch_sizes": [1, 3], "top_k": 1}
+    config = entry.make_config(overrides)
+    assert config.moe == "single" and config.patch_sizes == (3,) and config.top_k == 1
+    assert entry.variant_overrides(overrides) == {"patch_sizes": ([1, 3], (3,))}
+    assert entry.variant_overrides({"variant": "wo_ams_moe", "patch_sizes": [3]}) == {}  # same value: nothing replaced
+    assert entry.variant_overrides({"gating": "uniform"}) == {}  # the full model replaces nothing
