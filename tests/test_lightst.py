@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from harness.data import generate_synthetic, prepare
 from harness.train import TrainConfig, evaluate, fit
-from models.base import ConfigError, DatasetMeta, count_parameters
+from models.base import ConfigError, DatasetMeta, ModelOutput, count_parameters
+from models.config import as_dict
 from models.lightst import LightSTTeacher, normalized_adjacency, teacher_overrides
-from models.lightst.distill import softmax_kl, spatial_info_nce, temporal_info_nce
+from models.lightst.distill import adaptive_info_nce, softmax_kl, spatial_info_nce, temporal_info_nce
 from models.registry import build_model, get_model
 
 B, H, N = 4, 12, 9
@@ -43,6 +45,24 @@ def build_pair(overrides: dict | None = None, meta: DatasetMeta | None = None) -
     settings = entry.teacher.config(entry.make_config(overrides))
     teacher = None if settings is None else build_model(entry.teacher.model, meta, settings)
     return build_model("lightst", meta, overrides, teacher=teacher), teacher
+
+
+def noise_in(teacher: torch.nn.Module, output: str) -> torch.utils.hooks.RemovableHandle:
+    """Replace one teacher output ("prediction", "gcn_embedding" or "tcn_embedding") by noise."""
+
+    def replace(module: torch.nn.Module, args: tuple, result: ModelOutput) -> ModelOutput:
+        if output == "prediction":
+            result.prediction = torch.randn_like(result.prediction)
+        else:
+            result.extras[output] = torch.randn_like(result.extras[output])
+        return result
+
+    return teacher.register_forward_hook(replace)
+
+
+def loss_terms(output: ModelOutput) -> dict[str, torch.Tensor]:
+    """The distillation terms a training-mode forward reports, by name ("kl", "spatial", "temporal")."""
+    return {key.removeprefix("loss/"): value for key, value in output.extras.items() if key.startswith("loss/")}
 
 
 def test_teacher_returns_prediction_and_both_embeddings():
@@ -126,6 +146,10 @@ def test_an_anchors_own_positive_is_never_counted_as_its_negative():
     assert temporal_info_nce(embedding[:, :1], embedding[:, :1], tau=0.1, adaptive=False).item() == 0.0
 
 
+SEARCHED_WEIGHTS = {"lambda1": 4.2, "lambda2": 0.37}  # e.g. from a sweep's best.yaml
+TEACHER_OUTPUT_OF_TERM = {"kl": "prediction", "spatial": "gcn_embedding", "temporal": "tcn_embedding"}
+
+
 @pytest.mark.parametrize(
     "variant, terms",
     [
@@ -137,19 +161,41 @@ def test_an_anchors_own_positive_is_never_counted_as_its_negative():
         ("student_only", set()),
     ],
 )
-def test_each_variant_switches_off_exactly_its_terms(variant: str, terms: set[str]):
-    student, teacher = build_pair({"variant": variant})
-    output = student.train()(make_history())
-    reported = {key.removeprefix("loss/") for key in output.extras if key.startswith("loss/")}
-    assert reported == terms
-    config = student.config
-    weights = {"kl": config.lambda1, "spatial": config.lambda2, "temporal": config.lambda2}
-    if terms:
-        expected = sum(weights[name] * output.extras[f"loss/{name}"] for name in terms)
-        torch.testing.assert_close(output.aux_loss.detach(), expected)
-    else:
+def test_each_variant_removes_its_terms_whatever_the_searched_weights(variant: str, terms: set[str]):
+    student, teacher = build_pair({**SEARCHED_WEIGHTS, "variant": variant, "dropout": 0.0})
+    history = make_history()
+    output = student.train()(history)
+    assert set(loss_terms(output)) == terms
+    if not terms:
         assert output.aux_loss is None
         assert teacher is None and student.teacher is None
+        return
+    weights = {"kl": 4.2, "spatial": 0.37, "temporal": 0.37}
+    torch.testing.assert_close(output.aux_loss.detach(), sum(weights[t] * loss_terms(output)[t] for t in terms))
+    for term, teacher_output in TEACHER_OUTPUT_OF_TERM.items():  # the aux loss depends on its terms only
+        hook = noise_in(teacher, teacher_output)
+        moved = not torch.allclose(student(history).aux_loss, output.aux_loss)
+        hook.remove()
+        assert moved == (term in terms), term
+
+
+def test_variants_resolve_to_distinct_configs_over_searched_weights():
+    entry = get_model("lightst")
+    resolved = {}
+    for variant in entry.variants:
+        config = entry.make_config({**SEARCHED_WEIGHTS, "variant": variant.name})
+        assert (config.lambda1, config.lambda2) == (4.2, 0.37)
+        resolved[variant.name] = tuple(sorted((k, str(v)) for k, v in as_dict(config).items() if k != "variant"))
+    assert len(set(resolved.values())) == len(resolved)
+
+
+def test_a_variant_wins_over_an_explicit_switch_and_reports_it():
+    entry = get_model("lightst")
+    overrides = {**SEARCHED_WEIGHTS, "variant": "wo_p_kd", "prediction_kd": True, "spatial_kd": True}
+    config = entry.make_config(overrides)
+    assert not config.prediction_kd and not config.uses_kl and config.uses_spatial
+    assert entry.variant_overrides(overrides) == {"prediction_kd": (True, False)}
+    assert entry.variant_overrides({"variant": "student_only", "lambda1": 0.0}) == {}
 
 
 def test_student_only_needs_no_teacher_and_no_graph():
