@@ -326,6 +326,57 @@ def test_revin_makes_forecasts_shift_equivariant(revin):
     assert equivariant == revin
 
 
+def test_inverse_revin_restores_each_windows_scale_and_shift():
+    torch.manual_seed(0)
+    values = 7.0 * torch.randn(3, 12, 4) + torch.tensor([-5.0, 0.0, 2.0, 40.0])  # (B, H, N)
+    for affine in (False, True):
+        revin = RevIN(affine=affine)
+        if affine:
+            with torch.no_grad():
+                revin.weight.fill_(2.0), revin.bias.fill_(0.5)
+        normalised, stats = revin.normalise(values)
+        plain = (normalised - 0.5) / 2.0 if affine else normalised
+        torch.testing.assert_close(plain.mean(dim=1), torch.zeros(3, 4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(plain.std(dim=1, unbiased=False), torch.ones(3, 4), atol=1e-4, rtol=0)
+        torch.testing.assert_close(revin.denormalise(normalised, stats), values, atol=1e-4, rtol=1e-5)
+
+
+def test_revin_makes_forecasts_scale_equivariant():
+    model = tiny_model().eval()
+    history = make_history(2, 6)
+    scaled = history.clone()
+    scaled[..., 0] = 4.0 * history[..., 0] - 1.0
+    torch.testing.assert_close(model(scaled).prediction, 4.0 * model(history).prediction - 1.0, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("overrides", "gap_aware"), [({}, False), ({"revin_gap_aware": True}, True)])
+def test_revin_is_the_papers_by_default_and_gap_aware_only_when_asked(overrides, gap_aware):
+    history = make_history(2, 6)
+    history[:, 3:5, 2, 0] = -1.5  # a sensor gap: a raw 0 is -1.5 after z-scoring
+
+    def forecast(missing_value: float | None) -> torch.Tensor:
+        torch.manual_seed(0)
+        meta = DatasetMeta(name="tiny", num_nodes=6, missing_value=missing_value)
+        return build_model("hephaestus", meta, {**TINY, **overrides}).eval()(history).prediction
+
+    assert torch.equal(forecast(-1.5), forecast(None)) != gap_aware
+
+
+def test_gap_aware_revin_leaves_missing_readings_out_of_the_window_statistics():
+    missing = -1.5  # a raw 0 after z-scoring
+    values = torch.tensor([[2.0, 4.0, missing, 6.0]]).T.reshape(1, 4, 1)  # (B, H, N)
+    normalised, (mean, std) = RevIN(affine=False, missing_value=missing).normalise(values)
+    assert mean.item() == pytest.approx(4.0)
+    assert std.item() == pytest.approx(math.sqrt(8 / 3 + 1e-5))
+    assert normalised[0, 2, 0].item() == 0.0  # the gap enters as the window mean
+    _, (plain_mean, plain_std) = RevIN(affine=False).normalise(values)
+    assert plain_mean.item() == pytest.approx((2 + 4 - 1.5 + 6) / 4)
+    assert plain_std.item() == pytest.approx(values.std(unbiased=False).item(), rel=1e-5)
+
+
+# --- variants ----------------------------------------------------------------------------------
+
+
 def test_variants_carry_the_paper_display_names():
     displays = {v.name: v.display for v in get_model("hephaestus").variants}
     assert displays == {

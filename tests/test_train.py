@@ -154,3 +154,10 @@ def test_stid_learns_well_below_the_naive_baselines():
         fit(model, data, config)
         scores[name] = evaluate(model, data, "test", config)["overall"]["mae"]
     assert scores["stid"] < 0.9 * min(scores["persistence"], scores["historical_average"]), scores
+
+
+def test_stid_trains_as_basicts_does_on_pems04_all_epochs_without_early_stopping():
+    train = plan_run("stid").train_config
+    assert (train.lr, train.weight_decay, train.batch_size, train.grad_clip) == (2e-3, 1e-4, 64, 5.0)
+    assert (train.lr_schedule, train.lr_milestones, train.lr_gamma) == ("multistep", (1, 50, 80), 0.5)
+    assert train.max_epochs == 100 and train.patience >= train.max_epochs  # every epoch runs; the best weights are kept

@@ -69,8 +69,9 @@ class HephaestusConfig:
             "vanilla"; hidden (C = D), layers (L), heads, ffn_ratio (FFN width / C), rank (r),
             d_tid / d_tiw (period embedding sizes), dropout.
     Head and normalisation: head_hidden; revin (RevIN on the value channel; False feeds the
-        z-scored values straight through), revin_affine, revin_ignore_missing (leave sensor
-        gaps out of RevIN's statistics; False gives the spec's plain per-window statistics).
+        z-scored values straight through), revin_affine, revin_gap_aware (opt-in, this
+        project's improvement: leave sensor gaps out of RevIN's statistics; off by default, the
+        paper's RevIN over all H steps, gaps included).
     """
 
     variant: str = "full"
@@ -96,7 +97,7 @@ class HephaestusConfig:
     head_hidden: int = 256
     revin: bool = True
     revin_affine: bool = False
-    revin_ignore_missing: bool = True  # D: sensor gaps stay out of RevIN's window statistics
+    revin_gap_aware: bool = False  # D: True leaves sensor gaps out of RevIN's statistics
 
     def validate(self) -> None:
         """Derive num_experts/patch_sizes and aux_type, and reject inconsistent settings."""
