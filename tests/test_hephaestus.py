@@ -316,6 +316,96 @@ def test_moving_patch_is_causal_with_replicated_left_boundary():
     assert torch.equal(patch(changed)[..., :7, :], tokens[..., :7, :])
 
 
+def test_period_embedding_looks_up_each_steps_slot_of_the_day_and_of_the_week():
+    embedding = PeriodEmbedding(288, 4, 6)
+    history = make_history(2, 3, first_step=288 * 9 + 280)  # crosses midnight, Tuesday -> Wednesday
+    steps = 288 * 9 + 280 + torch.arange(2)[:, None] + torch.arange(12)[None, :]  # (B, H)
+    tod, dow = steps % 288, (steps // 288) % 7
+    expected = torch.cat([embedding.day[tod], embedding.week[dow * 288 + tod]], dim=-1)
+    torch.testing.assert_close(embedding(history), expected)
+
+
+@pytest.mark.parametrize(("variant", "reads_time"), [("full", True), ("wo_pta", False)])
+def test_the_time_of_day_alone_changes_the_forecast_through_pta(variant, reads_time):
+    model = tiny_model(variant=variant).eval()
+    history = make_history(2, 6)
+    later = history.clone()
+    later[..., 1] = (later[..., 1] + 100 / 288) % 1.0  # same values, 100 steps later in the day
+    changed = not torch.allclose(model(later).prediction, model(history).prediction, atol=1e-6)
+    assert changed == reads_time
+
+
+def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(D / heads)) V per head over the second-last axis, written out."""
+    width = q.shape[-1] // heads
+    outputs = []
+    for h in range(heads):
+        part = slice(h * width, (h + 1) * width)
+        scores = q[..., part] @ k[..., part].transpose(-1, -2) / math.sqrt(width)
+        outputs.append(torch.softmax(scores, dim=-1) @ v[..., part])
+    return torch.cat(outputs, dim=-1)
+
+
+def test_pta_queries_come_from_the_period_embedding_and_attend_over_each_nodes_steps():
+    torch.manual_seed(0)
+    attention = TemporalAttention(hidden=8, heads=2, period_dim=5)
+    x, period = torch.randn(2, 3, 12, 8), torch.randn(2, 12, 5)  # (B, N, H, C), P_e (B, H, d)
+    query = attention.query(period)[:, None].expand(-1, 3, -1, -1)  # Eq. 11: P_e W_qt, the same for every node
+    expected = attention.out(naive_attention(query, attention.key(x), attention.value(x), heads=2))
+    torch.testing.assert_close(attention(x, period), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_hsa_follows_eqs_13_to_19_attending_over_the_nodes_of_each_step():
+    torch.manual_seed(0)
+    batch, nodes, steps, hidden, rank = 2, 5, 3, 8, 4
+    hsa = HeterogeneousSpatialAttention(hidden, heads=2, rank=rank)
+    x, node_embedding = torch.randn(batch, nodes, steps, hidden), torch.randn(nodes, rank)
+    by_step = x.transpose(1, 2)  # (B, H, N, C): attention runs over the nodes of each step
+    query = hsa.query(torch.cat([node_embedding.expand(batch, steps, -1, -1), hsa.query_tokens(by_step)], dim=-1))
+    value_common = hsa.value_common(by_step)
+    value_specific = torch.stack(
+        [by_step[:, :, n] @ torch.einsum("k,kcd->cd", node_embedding[n], hsa.pattern_library) for n in range(nodes)], dim=2
+    )
+    share = torch.sigmoid(hsa.gate(torch.cat([value_common, value_specific], dim=-1)))
+    value = share * value_common + (1 - share) * value_specific
+    expected = hsa.out(naive_attention(query, hsa.key(by_step), value, heads=2)).transpose(1, 2)
+    torch.testing.assert_close(hsa(x, node_embedding), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_hsa_query_reads_the_node_embedding():
+    # With the pattern library at 0 the values no longer depend on S_e: only the query (Eq. 14) does.
+    torch.manual_seed(0)
+    hsa = HeterogeneousSpatialAttention(hidden=8, heads=2, rank=4)
+    with torch.no_grad():
+        hsa.pattern_library.zero_()
+    x, node_embedding = torch.randn(2, 5, 3, 8), torch.randn(5, 4)
+    assert not torch.allclose(hsa(x, node_embedding), hsa(x, node_embedding + torch.randn(5, 4)), atol=1e-4)
+
+
+ATTENTIONS = {  # name -> (a freshly built attention of width 8, its context, what it mixes)
+    "pta": lambda: (TemporalAttention(8, 2, period_dim=5), torch.randn(1, 12, 5), "steps"),
+    "vanilla_temporal": lambda: (TemporalAttention(8, 2, period_dim=None), None, "steps"),
+    "hsa": lambda: (HeterogeneousSpatialAttention(8, 2, rank=4), torch.randn(5, 4), "nodes"),
+    "vanilla_spatial": lambda: (SpatialAttention(8, 2), None, "nodes"),
+}
+
+
+@pytest.mark.parametrize("name", list(ATTENTIONS))
+def test_temporal_attention_mixes_the_steps_of_a_node_and_spatial_attention_the_nodes_of_a_step(name):
+    torch.manual_seed(0)
+    attention, context, mixes = ATTENTIONS[name]()
+    x = torch.randn(1, 5, 12, 8)  # (B, N, H, C)
+    changed = x.clone()
+    changed[0, 0, 6] += 3.0  # node 0 at step 6
+    moved = (attention(changed, context) - attention(x, context)).abs().amax(dim=(0, 3)) > 1e-6  # (N, H)
+    expected = torch.zeros(5, 12, dtype=torch.bool)
+    if mixes == "steps":
+        expected[0, :] = True  # every step of node 0, no other node
+    else:
+        expected[:, 6] = True  # every node at step 6, no other step
+    assert torch.equal(moved, expected)
+
+
 @pytest.mark.parametrize("revin", [True, False])
 def test_revin_makes_forecasts_shift_equivariant(revin):
     model = tiny_model(revin=revin).eval()

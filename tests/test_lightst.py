@@ -111,6 +111,50 @@ def test_teacher_tcn_is_causal_in_time():
     assert not torch.allclose(before[:, -1], after[:, -1])
 
 
+def test_gcn_embedding_sums_the_input_embedding_and_every_rectified_layer():
+    # No edges: Â = I. Identity weights: E(1) = E(2) = ReLU(E(0)), so E_gcn = E(0) + 2 ReLU(E(0)) (Eq. 3).
+    meta = DatasetMeta("edgeless", 5, adjacency=np.zeros((5, 5), dtype=np.float32))
+    teacher = build_model("lightst_teacher", meta, {"hidden": 4, "dropout": 0.0}).eval()
+    with torch.no_grad():
+        for layer in teacher.gcn:
+            layer.weight.copy_(torch.eye(4))
+    history = make_history(num_nodes=5)
+    first = teacher.input_embedding(history[..., :1])  # E(0) = x e + b_e (Eq. 1), (B, H, N, d)
+    torch.testing.assert_close(teacher(history).extras["gcn_embedding"], first + 2 * torch.relu(first))
+
+
+def test_gcn_layer_propagates_over_the_normalised_graph_then_projects():
+    teacher = build_model("lightst_teacher", make_meta(), {"hidden": 4, "gcn_layers": 1, "dropout": 0.0}).eval()
+    history = make_history()
+    first = teacher.input_embedding(history[..., :1])
+    adjacency = normalized_adjacency(ring_graph(N)).to_dense()
+    layer = torch.relu(torch.einsum("nm,bhmd->bhnd", adjacency, first) @ teacher.gcn[0].weight.T)
+    torch.testing.assert_close(teacher(history).extras["gcn_embedding"], first + layer)
+
+
+def test_tcn_layers_add_their_input_back_and_the_head_reads_every_step():
+    # Convolutions at 0: each layer is LeakyReLU(0 + E), so E_tcn = LeakyReLU(LeakyReLU(E_gcn)) (Eq. 4).
+    teacher = build_model("lightst_teacher", make_meta(), {"hidden": 4, "dropout": 0.0}).eval()
+    with torch.no_grad():
+        for conv in teacher.tcn:
+            conv.linear.weight.zero_(), conv.linear.bias.zero_()
+    output = teacher(make_history())
+    gcn, tcn = output.extras["gcn_embedding"], output.extras["tcn_embedding"]
+    torch.testing.assert_close(tcn, F.leaky_relu(F.leaky_relu(gcn)))
+    per_node = tcn.permute(0, 2, 1, 3).reshape(B, N, -1)  # (B, N, H*d)
+    torch.testing.assert_close(output.prediction, teacher.head(per_node).transpose(1, 2).unsqueeze(-1))
+
+
+def test_tcn_sees_kernel_size_steps_back_per_layer():
+    # Two causal layers of kernel 3: input step 3 reaches steps 3..7 of E_tcn, and nothing else.
+    teacher = build_model("lightst_teacher", make_meta(), {"hidden": 8, "dropout": 0.0}).eval()
+    history = make_history()
+    changed = history.clone()
+    changed[:, 3, :, 0] += 3.0
+    moved = (teacher(changed).extras["tcn_embedding"] - teacher(history).extras["tcn_embedding"]).abs().amax(dim=(0, 2, 3))
+    assert ((moved > 1e-6) == torch.isin(torch.arange(H), torch.arange(3, 8))).all()
+
+
 def test_kl_is_zero_when_student_and_teacher_agree_and_positive_otherwise():
     prediction = torch.randn(B, 12, N, 1)
     assert softmax_kl(prediction, prediction.clone(), tau=1.0, dim=1).item() == pytest.approx(0.0, abs=1e-7)
@@ -144,6 +188,70 @@ def test_an_anchors_own_positive_is_never_counted_as_its_negative():
     embedding = torch.randn(2, 12, 1, 8)
     assert spatial_info_nce(embedding, embedding, tau=0.1, adaptive=False, num_negatives=None).item() == 0.0
     assert temporal_info_nce(embedding[:, :1], embedding[:, :1], tau=0.1, adaptive=False).item() == 0.0
+
+
+def test_kl_is_teacher_to_student_at_temperature_tau1():
+    # Two horizon steps: teacher (0.5, 0.5), student (0.9, 0.1), as log-probabilities.
+    teacher = torch.log(torch.tensor([0.5, 0.5])).view(1, 2, 1, 1)
+    student = torch.log(torch.tensor([0.9, 0.1])).view(1, 2, 1, 1)
+    kl_teacher_student = 0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1)  # 0.511; the reverse is 0.368
+    assert softmax_kl(student, teacher, tau=1.0, dim=1).item() == pytest.approx(kl_teacher_student, rel=1e-5)
+    # tau = 2 halves the logits: the student becomes (0.75, 0.25)
+    assert softmax_kl(student, teacher, tau=2.0, dim=1).item() == pytest.approx(0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(2), rel=1e-5)
+
+
+def test_adaptive_info_nce_weights_each_negative_by_how_unlike_the_teacher_finds_it():
+    # Candidates: the positive itself (masked), a negative 30 degrees from it (alike), its opposite.
+    angle = np.pi / 6
+    positive = torch.tensor([[1.0, 0.0]])
+    candidates = torch.tensor([[1.0, 0.0], [np.cos(angle), np.sin(angle)], [-1.0, 0.0]], dtype=torch.float32)
+    anchor = torch.tensor([[0.0, 1.0]])  # cosines: positive 0, alike 0.5, opposite 0
+    is_positive = torch.tensor([[True, False, False]])
+    tau = 0.5
+
+    def expected(weights: tuple[float, float]) -> float:
+        negatives = weights[0] * np.exp(0.5 / tau) + weights[1] * np.exp(0.0)
+        return float(np.log(1.0 + negatives))  # -log(e^0 / (e^0 + negatives))
+
+    alike_weight = (1 - np.cos(angle)) / 2  # 0.067: pushed apart far less than the opposite (weight 1)
+    adaptive = adaptive_info_nce(anchor, positive, candidates, is_positive, tau, adaptive=True)
+    plain = adaptive_info_nce(anchor, positive, candidates, is_positive, tau, adaptive=False)
+    assert adaptive.item() == pytest.approx(expected((alike_weight, 1.0)), rel=1e-5)
+    assert plain.item() == pytest.approx(expected((1.0, 1.0)), rel=1e-5)
+
+
+@pytest.mark.parametrize("num_negatives", [3, 5])
+def test_spatial_info_nce_samples_its_negative_nodes(num_negatives: int):
+    torch.manual_seed(0)
+    teacher = torch.randn(B, 12, N, 16)
+    student = teacher + 0.5 * torch.randn_like(teacher)
+    torch.manual_seed(1)
+    sampled = spatial_info_nce(student, teacher, tau=0.1, adaptive=True, num_negatives=num_negatives)
+    torch.manual_seed(1)
+    nodes = torch.randperm(N)[:num_negatives]
+    is_positive = torch.arange(N)[:, None] == nodes[None, :]
+    expected = adaptive_info_nce(student, teacher, teacher[:, :, nodes], is_positive, 0.1, True)
+    torch.testing.assert_close(sampled, expected)
+    assert sampled < spatial_info_nce(student, teacher, tau=0.1, adaptive=True, num_negatives=None)
+
+
+@pytest.mark.parametrize(("noisy", "moved"), [("prediction", {"kl"}), ("gcn_embedding", {"spatial"}), ("tcn_embedding", {"temporal"})])
+def test_each_distillation_term_reads_only_its_own_teacher_output(noisy: str, moved: set[str]):
+    # L_KL reads the teacher's prediction, L_P its E_gcn (positives and negatives), L_E its E_tcn.
+    student, teacher = build_pair({"dropout": 0.0})
+    history = make_history()
+    clean = loss_terms(student.train()(history))
+    noise_in(teacher, noisy)
+    noised = loss_terms(student(history))
+    assert {name for name in clean if not torch.allclose(clean[name], noised[name])} == moved
+
+
+@pytest.mark.parametrize(("tau", "value", "moved"), [("tau1", 2.0, {"kl"}), ("tau2", 0.2, {"spatial"}), ("tau3", 0.2, {"temporal"})])
+def test_each_temperature_scales_only_its_own_term(tau: str, value: float, moved: set[str]):
+    history = make_history()
+    default = loss_terms(build_pair({"dropout": 0.0})[0].train()(history))
+    changed = loss_terms(build_pair({"dropout": 0.0, tau: value})[0].train()(history))
+    assert {name for name in default if not torch.allclose(default[name], changed[name])} == moved
 
 
 SEARCHED_WEIGHTS = {"lambda1": 4.2, "lambda2": 0.37}  # e.g. from a sweep's best.yaml
@@ -255,6 +363,28 @@ def test_eval_runs_the_student_alone_with_the_same_prediction():
     output = student.eval()(history)
     assert output.aux_loss is None
     torch.testing.assert_close(output.prediction, trained_prediction, atol=1e-5, rtol=1e-5)
+
+
+def test_student_reads_the_time_of_day_and_week_of_the_last_input_step():
+    student = build_pair({"variant": "student_only"})[0].eval()
+    history = make_history()
+    other_earlier_slots = history.clone()
+    other_earlier_slots[:, :-1, :, 1] = (history[:, :-1, :, 1] + 0.5) % 1.0
+    other_earlier_slots[:, :-1, :, 2] = (history[:, :-1, :, 2] + 3 / 7) % 1.0
+    torch.testing.assert_close(student(other_earlier_slots).prediction, student(history).prediction)
+    for channel, shift in ((1, 5 / 288), (2, 1 / 7)):
+        other_last_slot = history.clone()
+        other_last_slot[:, -1, :, channel] = (history[:, -1, :, channel] + shift) % 1.0
+        assert not torch.allclose(student(other_last_slot).prediction, student(history).prediction, atol=1e-6)
+
+
+@pytest.mark.parametrize(("embeddings", "tells_apart"), [(["node", "tod", "dow"], True), (["tod", "dow"], False)])
+def test_node_identity_embedding_tells_apart_nodes_with_the_same_inputs(embeddings: list[str], tells_apart: bool):
+    student = build_pair({"variant": "student_only", "student_embeddings": embeddings})[0].eval()
+    history = make_history()
+    history[..., 0] = history[:, :, :1, 0]  # every node the same series
+    prediction = student(history).prediction
+    assert (not torch.allclose(prediction[:, :, 0], prediction[:, :, 1])) == tells_apart
 
 
 def test_student_holds_no_graph():
