@@ -17,23 +17,24 @@ from models.hephaestus.layers import (
     HeterogeneousSpatialAttention,
     MovingPatch,
     PeriodEmbedding,
+    PostNormLayer,
     RevIN,
     SpatialAttention,
     TemporalAttention,
 )
-from models.hephaestus.router import DecompositionFeatures, balance_loss, top_k_gates
+from models.hephaestus.router import DecompositionFeatures, PatchMixFeatures, balance_loss, top_k_gates
 
 TINY = {"hidden": 8, "heads": 2, "layers": 1, "rank": 4, "d_tid": 4, "d_tiw": 4, "head_hidden": 16}
 PEMS04 = DatasetMeta(name="PEMS04", num_nodes=307)
 
 
-def make_history(batch: int, nodes: int, first_step: int = 100, seed: int = 0) -> torch.Tensor:
+def make_history(batch: int, nodes: int, first_step: int = 100, seed: int = 0, steps_per_day: int = 288) -> torch.Tensor:
     """Random values with valid time-of-day / day-of-week channels; sample b starts at first_step + b."""
     generator = torch.Generator().manual_seed(seed)
     history = torch.randn(batch, 12, nodes, 3, generator=generator)
     steps = first_step + torch.arange(batch)[:, None] + torch.arange(12)[None, :]  # (B, H)
-    history[..., 1] = ((steps % 288) / 288)[..., None]
-    history[..., 2] = (((steps // 288) % 7) / 7)[..., None]
+    history[..., 1] = ((steps % steps_per_day) / steps_per_day)[..., None]
+    history[..., 2] = (((steps // steps_per_day) % 7) / 7)[..., None]
     return history
 
 
@@ -209,6 +210,9 @@ def test_importance_loss_is_zero_for_equal_importance_and_grows_with_skew():
     # importance (0.4, 0.2, 0.2, 0.2) x 4: mean 0.25, unbiased variance 0.01 -> CV^2 = 0.16
     assert balance_loss(mild, dense, "cv2").item() == pytest.approx(0.16, rel=1e-5)
     assert balance_loss(collapsed, dense, "cv2") > balance_loss(mild, dense, "cv2")
+    # two experts, three samples: importance (1.9, 1.1), mean 1.5, unbiased variance 0.32
+    two = torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.5, 0.5]])
+    assert balance_loss(two, torch.ones(3, 2, dtype=torch.bool), "cv2").item() == pytest.approx(0.32 / 1.5**2, rel=1e-5)
     # Under dense routing the Switch form is 1 whatever the routing: it cannot balance anything.
     assert balance_loss(collapsed, dense, "switch").item() == pytest.approx(1.0)
 
@@ -280,11 +284,54 @@ def test_router_options_train_end_to_end(aux_type, router_features):
     assert model.router.w_gate.weight.grad.abs().sum() > 0
 
 
+def test_eq5_router_features_mix_every_scales_tokens_by_a_softmax_over_the_scales():
+    torch.manual_seed(0)
+    features = PatchMixFeatures(input_len=12, hidden=8, num_experts=3)
+    series, tokens = torch.randn(2, 5, 12), [torch.randn(2, 5, 12, 8) for _ in range(3)]
+    alpha = torch.softmax(features.scale_weights(series), dim=-1)  # (B, N, M), sums to 1 over the M scales
+    mixed = sum(alpha[..., m, None, None] * tokens[m] for m in range(3))  # X_patch, Eq. 5
+    expected = features.fuse(torch.cat([mixed, series[..., None]], dim=-1))[..., 0]
+    torch.testing.assert_close(features(series, tokens), expected)
+
+
+@pytest.mark.parametrize(("router_features", "reads_tokens"), [("eq5", True), ("decomp", False)])
+def test_only_eq5_router_features_read_the_moving_patch_tokens(router_features, reads_tokens):
+    model = tiny_model(router_features=router_features).eval()
+    history = make_history(3, 6)
+    before = model(history).extras["gate_probs"]
+    with torch.no_grad():
+        model.experts[0].patch.proj.weight.mul_(-3.0)
+    assert (not torch.allclose(model(history).extras["gate_probs"], before)) == reads_tokens
+
+
+def test_decomposition_features_add_seasonality_and_a_softmax_mix_of_trends():
+    features = DecompositionFeatures()
+    level = torch.full((2, 3, 12), 4.0)
+    torch.testing.assert_close(features.trend(level), level)  # weights sum to 1; replicated edges
+    torch.testing.assert_close(features(level, []), 2 * level)  # a constant has no seasonality
+    steps = torch.arange(12, dtype=torch.float32)
+    nyquist = torch.cos(math.pi * steps).expand(2, 3, 12)  # +1, -1, ...: the fastest component is never kept
+    slow = torch.sin(2 * math.pi * steps / 12).expand(2, 3, 12)  # one cycle per window is kept
+    torch.testing.assert_close(DecompositionFeatures.seasonality(nyquist + slow), slow, atol=1e-5, rtol=0)
+
+
 def test_decomposition_seasonality_recovers_a_pure_cycle():
     steps = torch.arange(12, dtype=torch.float32)
     cycle = torch.sin(2 * math.pi * 2 * steps / 12)
     series = (3.0 + cycle).expand(2, 5, 12)  # (B, N, H) with a mean the seasonality drops
     assert torch.allclose(DecompositionFeatures.seasonality(series), cycle.expand(2, 5, 12), atol=1e-5)
+
+
+def test_head_is_a_relu_mlp_over_each_nodes_tokens_followed_by_inverse_revin():
+    model = tiny_model().eval()
+    history = make_history(3, 6)
+    series, stats = model.normalise(history)
+    tokens = [expert.embed(series) for expert in model.experts]
+    mixed = model.mix_experts(tokens, model.period_embedding(history), model.route(series, tokens))
+    first, last = model.head[0], model.head[3]
+    forecast = last(torch.relu(first(mixed.reshape(3, 6, -1)))).transpose(1, 2)  # (B, F, N)
+    expected = model.revin.denormalise(forecast, stats).unsqueeze(-1)
+    torch.testing.assert_close(model(history).prediction, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_routing_probabilities_helper_returns_numpy_probs_and_time_of_day():
@@ -316,13 +363,22 @@ def test_moving_patch_is_causal_with_replicated_left_boundary():
     assert torch.equal(patch(changed)[..., :7, :], tokens[..., :7, :])
 
 
-def test_period_embedding_looks_up_each_steps_slot_of_the_day_and_of_the_week():
-    embedding = PeriodEmbedding(288, 4, 6)
-    history = make_history(2, 3, first_step=288 * 9 + 280)  # crosses midnight, Tuesday -> Wednesday
-    steps = 288 * 9 + 280 + torch.arange(2)[:, None] + torch.arange(12)[None, :]  # (B, H)
-    tod, dow = steps % 288, (steps // 288) % 7
-    expected = torch.cat([embedding.day[tod], embedding.week[dow * 288 + tod]], dim=-1)
+@pytest.mark.parametrize("day", [288, 96])  # 5-minute data; LargeST's 15-minute data
+def test_period_embedding_looks_up_each_steps_slot_of_the_day_and_of_the_week(day):
+    embedding = PeriodEmbedding(day, 4, 6)
+    first = day * 9 + day - 8  # crosses midnight, Tuesday -> Wednesday
+    history = make_history(2, 3, first_step=first, steps_per_day=day)
+    steps = first + torch.arange(2)[:, None] + torch.arange(12)[None, :]  # (B, H)
+    tod, dow = steps % day, (steps // day) % 7
+    expected = torch.cat([embedding.day[tod], embedding.week[dow * day + tod]], dim=-1)
     torch.testing.assert_close(embedding(history), expected)
+
+
+def test_routing_helper_reads_the_time_of_day_of_the_datasets_own_day_length():
+    torch.manual_seed(0)
+    model = build_model("hephaestus", DatasetMeta(name="largest", num_nodes=6, steps_per_day=96), TINY)
+    _, tod = routing_probabilities(model, make_history(3, 6, first_step=90, steps_per_day=96))
+    assert tod.tolist() == [5, 6, 7]  # last input steps 101..103 of a 96-step day
 
 
 @pytest.mark.parametrize(("variant", "reads_time"), [("full", True), ("wo_pta", False)])
@@ -380,6 +436,30 @@ def test_hsa_query_reads_the_node_embedding():
         hsa.pattern_library.zero_()
     x, node_embedding = torch.randn(2, 5, 3, 8), torch.randn(5, 4)
     assert not torch.allclose(hsa(x, node_embedding), hsa(x, node_embedding + torch.randn(5, 4)), atol=1e-4)
+
+
+def test_hsa_parameters_start_at_the_specs_scales():
+    torch.manual_seed(0)
+    library = HeterogeneousSpatialAttention(hidden=32, heads=4, rank=16).pattern_library
+    bound = 1 / math.sqrt(32)  # like a Linear(C -> D) weight: U(-1/sqrt(C), 1/sqrt(C))
+    assert library.abs().max() <= bound and library.min() < -0.9 * bound and library.max() > 0.9 * bound
+    node_embedding = build_model("hephaestus", PEMS04).experts[0].node_embedding  # S_e ~ N(0, 1/r), r = 16
+    assert node_embedding.std().item() == pytest.approx(0.25, rel=0.05)
+    assert abs(node_embedding.mean().item()) < 0.01
+
+
+def test_post_norm_layer_adds_each_sublayer_to_its_input_then_normalises():
+    torch.manual_seed(0)
+
+    class Doubling(torch.nn.Module):
+        def forward(self, x, context):
+            return 2 * x + context
+
+    layer = PostNormLayer(Doubling(), hidden=8, ffn_hidden=16, dropout=0.0)
+    x, context = torch.randn(2, 3, 12, 8), torch.randn(8)
+    y = layer.norm_attention(x + 2 * x + context)  # y = LN(x + Attn(x))
+    ffn = layer.ffn[2](torch.relu(layer.ffn[0](y)))  # FFN = Linear - ReLU - Linear
+    torch.testing.assert_close(layer(x, context), layer.norm_ffn(y + ffn))
 
 
 ATTENTIONS = {  # name -> (a freshly built attention of width 8, its context, what it mixes)
@@ -452,6 +532,11 @@ def test_revin_is_the_papers_by_default_and_gap_aware_only_when_asked(overrides,
     assert torch.equal(forecast(-1.5), forecast(None)) != gap_aware
 
 
+def test_revin_affine_adds_one_learned_weight_and_bias():
+    assert count_parameters(tiny_model(revin_affine=True)) == count_parameters(tiny_model()) + 2
+    assert tiny_model().revin.weight is None
+
+
 def test_gap_aware_revin_leaves_missing_readings_out_of_the_window_statistics():
     missing = -1.5  # a raw 0 after z-scoring
     values = torch.tensor([[2.0, 4.0, missing, 6.0]]).T.reshape(1, 4, 1)  # (B, H, N)
@@ -462,6 +547,9 @@ def test_gap_aware_revin_leaves_missing_readings_out_of_the_window_statistics():
     _, (plain_mean, plain_std) = RevIN(affine=False).normalise(values)
     assert plain_mean.item() == pytest.approx((2 + 4 - 1.5 + 6) / 4)
     assert plain_std.item() == pytest.approx(values.std(unbiased=False).item(), rel=1e-5)
+    lone = torch.tensor([missing, missing, 3.0, missing]).reshape(1, 4, 1)  # one reading left
+    _, (lone_mean, _) = RevIN(affine=False, missing_value=missing).normalise(lone)
+    assert lone_mean.item() == pytest.approx(3.0)
 
 
 # --- variants ----------------------------------------------------------------------------------
@@ -543,6 +631,10 @@ def test_patch_sizes_alone_set_the_number_of_experts():
         ({"patch_sizes": [1, 3], "num_experts": 4}, "patch_sizes"),
         ({"num_experts": 7}, "num_experts"),
         ({"gating": "noisy_dense", "aux_type": "switch"}, "aux_type"),
+        ({"moe": "single", "patch_sizes": [1, 3]}, "patch_sizes"),
+        ({"patch_sizes": [1, 1]}, "patch_sizes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"aux_weight": -0.1}, "aux_weight"),
         ({"rank": 0}, "rank"),
         ({"hidden": 30, "heads": 4}, "hidden"),
         ({"gating": "softmax"}, "gating"),
@@ -553,7 +645,16 @@ def test_inconsistent_settings_fail_naming_the_setting(overrides, field):
     with pytest.raises(ConfigError) as error:
         get_model("hephaestus").make_config(overrides)
     assert error.value.field == field
+    assert str(overrides[field]).strip("[]") in error.value.reason  # and the value at fault
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "patch_sizes"),
+    [({"moe": "single"}, (3,)), ({"moe": "single", "patch_sizes": [1]}, (1,)), ({"dropout": 0.0, "aux_weight": 0.0}, (1, 2, 3, 6))],
+)
+def test_boundary_settings_are_accepted(overrides, patch_sizes):
+    assert get_model("hephaestus").make_config(overrides).patch_sizes == patch_sizes
 
 
 # --- devices and training ----------------------------------------------------------------------

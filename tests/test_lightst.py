@@ -11,7 +11,7 @@ from harness.data import generate_synthetic, prepare
 from harness.train import TrainConfig, evaluate, fit
 from models.base import ConfigError, DatasetMeta, ModelOutput, count_parameters
 from models.config import as_dict
-from models.lightst import LightSTTeacher, normalized_adjacency, teacher_overrides
+from models.lightst import LightSTTeacher, TeacherConfig, build_lightst, normalized_adjacency, teacher_overrides
 from models.lightst.distill import adaptive_info_nce, softmax_kl, spatial_info_nce, temporal_info_nce
 from models.registry import build_model, get_model
 
@@ -190,30 +190,37 @@ def test_an_anchors_own_positive_is_never_counted_as_its_negative():
     assert temporal_info_nce(embedding[:, :1], embedding[:, :1], tau=0.1, adaptive=False).item() == 0.0
 
 
+def kl(p: list[float], q: list[float]) -> float:
+    """KL(p || q) of two discrete distributions, by hand."""
+    return float(sum(a * np.log(a / b) for a, b in zip(p, q)))
+
+
 def test_kl_is_teacher_to_student_at_temperature_tau1():
-    # Two horizon steps: teacher (0.5, 0.5), student (0.9, 0.1), as log-probabilities.
-    teacher = torch.log(torch.tensor([0.5, 0.5])).view(1, 2, 1, 1)
-    student = torch.log(torch.tensor([0.9, 0.1])).view(1, 2, 1, 1)
-    kl_teacher_student = 0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1)  # 0.511; the reverse is 0.368
-    assert softmax_kl(student, teacher, tau=1.0, dim=1).item() == pytest.approx(kl_teacher_student, rel=1e-5)
-    # tau = 2 halves the logits: the student becomes (0.75, 0.25)
-    assert softmax_kl(student, teacher, tau=2.0, dim=1).item() == pytest.approx(0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(2), rel=1e-5)
+    # Two horizon steps: teacher (0.8, 0.2), student (0.1, 0.9), as log-probabilities.
+    teacher = torch.log(torch.tensor([0.8, 0.2])).view(1, 2, 1, 1)
+    student = torch.log(torch.tensor([0.1, 0.9])).view(1, 2, 1, 1)
+    assert softmax_kl(student, teacher, tau=1.0, dim=1).item() == pytest.approx(kl([0.8, 0.2], [0.1, 0.9]), rel=1e-5)
+    # tau = 2 takes square roots: teacher (2/3, 1/3), student (1/4, 3/4)
+    assert softmax_kl(student, teacher, tau=2.0, dim=1).item() == pytest.approx(kl([2 / 3, 1 / 3], [0.25, 0.75]), rel=1e-5)
 
 
 def test_adaptive_info_nce_weights_each_negative_by_how_unlike_the_teacher_finds_it():
     # Candidates: the positive itself (masked), a negative 30 degrees from it (alike), its opposite.
-    angle = np.pi / 6
-    positive = torch.tensor([[1.0, 0.0]])
-    candidates = torch.tensor([[1.0, 0.0], [np.cos(angle), np.sin(angle)], [-1.0, 0.0]], dtype=torch.float32)
-    anchor = torch.tensor([[0.0, 1.0]])  # cosines: positive 0, alike 0.5, opposite 0
-    is_positive = torch.tensor([[True, False, False]])
+    # Two anchors 60 degrees from the positive, of lengths 1 and 5 (cosine ignores length).
+    def at(degrees: float, length: float = 1.0) -> list[float]:
+        return [length * np.cos(np.radians(degrees)), length * np.sin(np.radians(degrees))]
+
+    positive = torch.tensor([[at(0), at(0, 2.0)]])  # (1, M=2, d)
+    candidates = torch.tensor([[at(0, 3.0), at(30, 0.5), at(180)]])  # (1, K=3, d)
+    anchor = torch.tensor([[at(60), at(60, 5.0)]])  # cosines: positive 0.5, alike 0.866, opposite -0.5
+    is_positive = torch.tensor([[True, False, False], [True, False, False]])
     tau = 0.5
 
     def expected(weights: tuple[float, float]) -> float:
-        negatives = weights[0] * np.exp(0.5 / tau) + weights[1] * np.exp(0.0)
-        return float(np.log(1.0 + negatives))  # -log(e^0 / (e^0 + negatives))
+        negatives = weights[0] * np.exp((np.cos(np.radians(30)) - 0.5) / tau) + weights[1] * np.exp((-0.5 - 0.5) / tau)
+        return float(np.log(1.0 + negatives))  # -log(e^s+ / (e^s+ + sum_k w_k e^s_k))
 
-    alike_weight = (1 - np.cos(angle)) / 2  # 0.067: pushed apart far less than the opposite (weight 1)
+    alike_weight = (1 - np.cos(np.radians(30))) / 2  # 0.067: pushed apart far less than the opposite (weight 1)
     adaptive = adaptive_info_nce(anchor, positive, candidates, is_positive, tau, adaptive=True)
     plain = adaptive_info_nce(anchor, positive, candidates, is_positive, tau, adaptive=False)
     assert adaptive.item() == pytest.approx(expected((alike_weight, 1.0)), rel=1e-5)
@@ -246,12 +253,37 @@ def test_each_distillation_term_reads_only_its_own_teacher_output(noisy: str, mo
     assert {name for name in clean if not torch.allclose(clean[name], noised[name])} == moved
 
 
-@pytest.mark.parametrize(("tau", "value", "moved"), [("tau1", 2.0, {"kl"}), ("tau2", 0.2, {"spatial"}), ("tau3", 0.2, {"temporal"})])
-def test_each_temperature_scales_only_its_own_term(tau: str, value: float, moved: set[str]):
+@pytest.mark.parametrize(
+    ("setting", "value", "moved"),
+    [
+        ("tau1", 2.0, {"kl"}),
+        ("tau2", 0.2, {"spatial"}),
+        ("tau3", 0.2, {"temporal"}),
+        ("adaptive", False, {"spatial", "temporal"}),
+        ("num_negatives", 3, {"spatial"}),
+    ],
+)
+def test_each_setting_changes_only_its_own_terms(setting: str, value: object, moved: set[str]):
     history = make_history()
     default = loss_terms(build_pair({"dropout": 0.0})[0].train()(history))
-    changed = loss_terms(build_pair({"dropout": 0.0, tau: value})[0].train()(history))
+    changed = loss_terms(build_pair({"dropout": 0.0, setting: value})[0].train()(history))
     assert {name for name in default if not torch.allclose(default[name], changed[name])} == moved
+
+
+@pytest.mark.parametrize("kl_on", ["prediction", "embedding"])
+def test_prediction_kl_compares_the_horizons_and_embedding_kl_the_channels(kl_on: str):
+    student, teacher = build_pair({"dropout": 0.0, "kl_on": kl_on, "tau1": 2.0})
+    history = make_history()
+    output = student.train()(history)
+    hidden = student.encode(history)
+    steps = student.step_embedding(hidden).view(B, N, 12, -1).transpose(1, 2)  # E_s (B, F, N, d)
+    if kl_on == "prediction":  # softmax over the F horizon steps
+        mine, theirs, axis = output.prediction, teacher(history).prediction, 1
+    else:  # softmax over the d channels of the projected E_s and of E_tcn
+        mine, theirs, axis = student.temporal_projection(steps), teacher(history).extras["tcn_embedding"], -1
+    p, log_q = torch.softmax(theirs / 2.0, dim=axis), torch.log_softmax(mine / 2.0, dim=axis)
+    expected = (p * (p.log() - log_q)).sum(dim=axis).mean()
+    torch.testing.assert_close(loss_terms(output)["kl"], expected)
 
 
 SEARCHED_WEIGHTS = {"lambda1": 4.2, "lambda2": 0.37}  # e.g. from a sweep's best.yaml
@@ -310,7 +342,8 @@ def test_student_only_needs_no_teacher_and_no_graph():
     entry = get_model("lightst")
     assert teacher_overrides(entry.make_config({"variant": "student_only"})) is None
     student = build_model("lightst", DatasetMeta("no-graph", N), {"variant": "student_only"})
-    assert student.train()(make_history()).aux_loss is None
+    output = student.train()(make_history())
+    assert output.aux_loss is None and output.prediction.shape == (B, 12, N, 1)
 
 
 def test_teacher_variant_returns_the_trained_teacher_marked_not_trainable():
@@ -387,6 +420,32 @@ def test_node_identity_embedding_tells_apart_nodes_with_the_same_inputs(embeddin
     assert (not torch.allclose(prediction[:, :, 0], prediction[:, :, 1])) == tells_apart
 
 
+def test_a_student_without_time_embeddings_ignores_the_time_channels():
+    student = build_pair({"variant": "student_only", "student_embeddings": ["node"]})[0].eval()
+    history = make_history()
+    other_time = history.clone()
+    other_time[..., 1:] = (history[..., 1:] + 0.5) % 1.0
+    torch.testing.assert_close(student(other_time).prediction, student(history).prediction)
+
+
+def test_student_time_of_day_table_follows_the_datasets_day_length():
+    meta = DatasetMeta("largest", N, steps_per_day=96)
+    student = build_model("lightst", meta, {"variant": "student_only"}).eval()
+    assert student.tod_embedding.num_embeddings == 96
+    history = make_history()
+    history[..., 1] = 95 / 96  # the last slot of a 96-step day
+    assert student(history).prediction.shape == (B, 12, N, 1)
+
+
+@pytest.mark.parametrize("variant", ["wo_e_s", "wo_e_t"])
+def test_embedding_distillation_needs_as_many_input_as_output_steps(variant: str):
+    meta = DatasetMeta("toy", N, output_len=6, adjacency=ring_graph(N))
+    teacher = build_model("lightst_teacher", meta)
+    with pytest.raises(ConfigError) as error:
+        build_model("lightst", meta, {"variant": variant}, teacher=teacher)
+    assert error.value.field == "output_len" and "input_len" in error.value.reason
+
+
 def test_student_holds_no_graph():
     student, _ = build_pair({"variant": "student_only"}, meta=make_meta(50))
     assert not any(buffer.shape == (50, 50) for buffer in student.buffers())
@@ -394,25 +453,72 @@ def test_student_holds_no_graph():
 
 
 @pytest.mark.parametrize(
-    "overrides, field",
+    "model, overrides, field, shown",
     [
-        ({"layers": 0}, "layers"),
-        ({"layers": 6}, "layers"),
-        ({"tau1": 0.0}, "tau1"),
-        ({"tau2": -0.1}, "tau2"),
-        ({"tau3": 0}, "tau3"),
-        ({"lambda1": -1.0}, "lambda1"),
-        ({"lambda2": -0.5}, "lambda2"),
-        ({"num_negatives": 0}, "num_negatives"),
-        ({"teacher_gcn_layers": 0}, "teacher_gcn_layers"),
-        ({"student_embeddings": ["node", "week"]}, "student_embeddings"),
+        ("lightst", {"layers": 0}, "layers", "0"),
+        ("lightst", {"layers": 6}, "layers", "6"),
+        ("lightst", {"tau1": 0.0}, "tau1", "0.0"),
+        ("lightst", {"tau2": -0.1}, "tau2", "-0.1"),
+        ("lightst", {"tau3": 0}, "tau3", "0"),
+        ("lightst", {"lambda1": -1.0}, "lambda1", "-1.0"),
+        ("lightst", {"lambda2": -0.5}, "lambda2", "-0.5"),
+        ("lightst", {"num_negatives": 0}, "num_negatives", "0"),
+        ("lightst", {"teacher_gcn_layers": 0}, "teacher_gcn_layers", "0"),
+        ("lightst", {"student_embeddings": ["node", "week"]}, "student_embeddings", "week"),
+        ("lightst", {"student_embeddings": ["tod", "tod"]}, "student_embeddings", "'tod', 'tod'"),
+        ("lightst", {"dropout": 1.0}, "dropout", "1.0"),
+        *(("lightst", {name: 0}, name, "0") for name in ("series_dim", "node_dim", "time_dim", "step_dim")),
+        *(("lightst_teacher", {name: 0}, name, "0") for name in ("hidden", "gcn_layers", "tcn_layers", "kernel_size")),
+        ("lightst_teacher", {"dropout": 1.0}, "dropout", "1.0"),
     ],
 )
-def test_inconsistent_settings_fail_with_a_one_line_error_naming_the_field(overrides: dict, field: str):
+def test_inconsistent_settings_fail_with_a_one_line_error_naming_the_field(model: str, overrides: dict, field: str, shown: str):
     with pytest.raises(ConfigError) as error:
-        get_model("lightst").make_config(overrides)
+        get_model(model).make_config(overrides)
     assert error.value.field == field
+    assert shown in error.value.reason
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"num_negatives": 1}, {"num_negatives": "all"}, {"lambda1": 0.0, "lambda2": 0.0}, {"dropout": 0.0}]
+)
+def test_boundary_settings_are_accepted(overrides: dict):
+    config = get_model("lightst").make_config(overrides)
+    assert all(getattr(config, name) == value for name, value in overrides.items())
+
+
+@pytest.mark.parametrize(
+    "adjacency",
+    [np.ones((3, 4)), np.ones((2, 2, 2)), np.array([[0.0, -1.0], [1.0, 0.0]]), np.array([[0.0, np.nan], [1.0, 0.0]])],
+    ids=["not-square", "not-a-matrix", "negative-weight", "nan-weight"],
+)
+def test_a_bad_road_graph_fails_naming_the_adjacency(adjacency: np.ndarray):
+    with pytest.raises(ConfigError) as error:
+        normalized_adjacency(adjacency)
+    assert error.value.field == "adjacency" and error.value.reason
+
+
+@pytest.mark.parametrize(("adjacency", "field", "shown"), [(ring_graph(4), "adjacency", "5 nodes"), (None, "dataset", "bad")])
+def test_a_teacher_without_its_datasets_graph_fails_naming_it(adjacency: np.ndarray | None, field: str, shown: str):
+    with pytest.raises(ConfigError) as error:
+        LightSTTeacher(TeacherConfig(), DatasetMeta("bad", 5, adjacency=adjacency))
+    assert error.value.field == field and shown in error.value.reason
+
+
+def test_build_refuses_a_missing_or_foreign_teacher():
+    config = get_model("lightst").make_config({"variant": "teacher"})
+    with pytest.raises(ConfigError) as missing:
+        build_lightst(config, make_meta())
+    assert missing.value.field == "predictor" and "teacher" in missing.value.reason
+    with pytest.raises(ConfigError) as foreign:
+        build_lightst(config, make_meta(), teacher=build_model("stid", make_meta()))
+    assert foreign.value.field == "teacher" and "STID" in foreign.value.reason
+
+
+def test_the_teachers_graph_is_not_part_of_its_saved_weights():
+    teacher = build_model("lightst_teacher", make_meta(), {"hidden": 4})
+    assert "adjacency" not in teacher.state_dict()
 
 
 def test_paper_mlp_depths_build():
@@ -428,12 +534,14 @@ def test_mse_supervised_loss_and_embedding_kl_switches():
     assert set(output.extras) == {"loss/kl"} and output.extras["loss/kl"] >= 0
 
 
-def test_window_input_norm_teacher_is_invariant_to_each_nodes_level():
+def test_window_input_norm_teacher_follows_each_nodes_level_and_scale():
     teacher = build_model("lightst_teacher", make_meta(), {"hidden": 8, "input_norm": "window", "dropout": 0.0}).eval()
     history = make_history()
-    shifted = history.clone()
-    shifted[..., 0] += 10.0
-    torch.testing.assert_close(teacher(shifted).prediction, teacher(history).prediction + 10.0, atol=1e-3, rtol=1e-4)
+    scale, level = torch.linspace(0.5, 3.0, N), torch.linspace(-10.0, 10.0, N)  # per node
+    moved = history.clone()
+    moved[..., 0] = history[..., 0] * scale + level
+    expected = teacher(history).prediction * scale[:, None] + level[:, None]
+    torch.testing.assert_close(teacher(moved).prediction, expected, atol=1e-3, rtol=1e-4)
 
 
 def test_pems07_size_student_step_at_batch_8_runs_on_cpu():
