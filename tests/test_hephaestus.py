@@ -305,13 +305,20 @@ def test_only_eq5_router_features_read_the_moving_patch_tokens(router_features, 
 
 
 def test_decomposition_features_add_seasonality_and_a_softmax_mix_of_trends():
+    torch.manual_seed(0)
     features = DecompositionFeatures()
-    level = torch.full((2, 3, 12), 4.0)
-    torch.testing.assert_close(features.trend(level), level)  # weights sum to 1; replicated edges
-    torch.testing.assert_close(features(level, []), 2 * level)  # a constant has no seasonality
-    steps = torch.arange(12, dtype=torch.float32)
-    nyquist = torch.cos(math.pi * steps).expand(2, 3, 12)  # +1, -1, ...: the fastest component is never kept
-    slow = torch.sin(2 * math.pi * steps / 12).expand(2, 3, 12)  # one cycle per window is kept
+    level = torch.full((2, 2, 12), 4.0)
+    torch.testing.assert_close(features.trend(level), level)  # weights sum to 1 over the kernels; replicated edges
+    series = torch.randn(2, 2, 12)
+    expected = series + DecompositionFeatures.seasonality(series) + features.trend(series)
+    torch.testing.assert_close(features(series, []), expected)
+
+
+@pytest.mark.parametrize("length", [12, 10])
+def test_decomposition_seasonality_never_keeps_the_nyquist_component(length):
+    steps = torch.arange(length, dtype=torch.float32)
+    nyquist = torch.cos(math.pi * steps).expand(2, 3, length)  # +1, -1, ...: the fastest component
+    slow = torch.sin(2 * math.pi * steps / length).expand(2, 3, length)  # one cycle per window is kept
     torch.testing.assert_close(DecompositionFeatures.seasonality(nyquist + slow), slow, atol=1e-5, rtol=0)
 
 

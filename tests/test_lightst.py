@@ -82,10 +82,12 @@ def test_student_shapes_in_train_and_eval_mode():
 
 def test_normalised_adjacency_of_a_path_graph_matches_hand_computation():
     # Path 0 - 1 - 2 given one-way (0->1, 2->1): symmetrised, plus self-loops -> degrees 2, 3, 2.
-    adjacency = np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], dtype=np.float32)
+    adjacency = np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], dtype=np.float64)
     s6 = 1 / np.sqrt(6)
     expected = np.array([[1 / 2, s6, 0], [s6, 1 / 3, s6], [0, s6, 1 / 2]])
-    np.testing.assert_allclose(normalized_adjacency(adjacency).to_dense().numpy(), expected, rtol=1e-6)
+    normalised = normalized_adjacency(adjacency)
+    assert normalised.dtype == torch.float32  # whatever the graph file's precision
+    np.testing.assert_allclose(normalised.to_dense().numpy(), expected, rtol=1e-6)
 
 
 def test_teacher_message_passing_reaches_only_graph_neighbours():
@@ -261,6 +263,7 @@ def test_each_distillation_term_reads_only_its_own_teacher_output(noisy: str, mo
         ("tau3", 0.2, {"temporal"}),
         ("adaptive", False, {"spatial", "temporal"}),
         ("num_negatives", 3, {"spatial"}),
+        ("num_negatives", "all", set()),  # every one of the 9 nodes, like the default 128
     ],
 )
 def test_each_setting_changes_only_its_own_terms(setting: str, value: object, moved: set[str]):
@@ -306,6 +309,8 @@ def test_each_variant_removes_its_terms_whatever_the_searched_weights(variant: s
     history = make_history()
     output = student.train()(history)
     assert set(loss_terms(output)) == terms
+    assert (student.spatial_projection is not None) == ("spatial" in terms)  # no head for a removed term
+    assert (student.temporal_projection is not None) == ("temporal" in terms)
     if not terms:
         assert output.aux_loss is None
         assert teacher is None and student.teacher is None
@@ -344,6 +349,8 @@ def test_student_only_needs_no_teacher_and_no_graph():
     student = build_model("lightst", DatasetMeta("no-graph", N), {"variant": "student_only"})
     output = student.train()(make_history())
     assert output.aux_loss is None and output.prediction.shape == (B, 12, N, 1)
+    handed_a_teacher = build_model("lightst", make_meta(), {"variant": "student_only"}, teacher=build_model("lightst_teacher", make_meta()))
+    assert handed_a_teacher.teacher is None  # nothing to distil: the teacher is not kept
 
 
 def test_teacher_variant_returns_the_trained_teacher_marked_not_trainable():
@@ -355,8 +362,9 @@ def test_teacher_variant_returns_the_trained_teacher_marked_not_trainable():
 
 
 def test_distilling_variant_without_its_teacher_fails_clearly():
-    with pytest.raises(ConfigError, match="teacher"):
+    with pytest.raises(ConfigError) as error:
         build_model("lightst", make_meta(), {"variant": "full"})
+    assert error.value.field == "teacher" and "lightst_teacher" in error.value.reason
 
 
 def test_no_gradient_reaches_a_frozen_teacher():
@@ -542,6 +550,8 @@ def test_window_input_norm_teacher_follows_each_nodes_level_and_scale():
     moved[..., 0] = history[..., 0] * scale + level
     expected = teacher(history).prediction * scale[:, None] + level[:, None]
     torch.testing.assert_close(teacher(moved).prediction, expected, atol=1e-3, rtol=1e-4)
+    # each sample's own window: a sample forecasts the same alone or in a batch
+    torch.testing.assert_close(teacher(history[1:2]).prediction, teacher(history).prediction[1:2])
 
 
 def test_pems07_size_student_step_at_batch_8_runs_on_cpu():
