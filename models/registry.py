@@ -1,20 +1,21 @@
 """The model registry: names -> how to build a model, its hyperparameters and its variants.
 
 Each model package registers a `ModelEntry` when imported; `models/__init__.py` imports them
-all. A variant is only a named shortcut for a set of hyperparameter switches, so that an
-ablation campaign can select it by name and a table can show its display name.
+all. A variant is a named set of hyperparameter switches, so that an ablation campaign can
+select it by name and a table can show its display name. The variant is the ablation: its
+switches are applied last, over the defaults and any explicit override.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
 from models.base import ConfigError, DatasetMeta, ForecastModel
-from models.config import apply_overrides, validated
+from models.config import apply_overrides, coerce, validated
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,37 @@ class ModelEntry:
         valid = ", ".join(v.name for v in self.variants)
         raise ConfigError("variant", f"unknown variant {name!r} of model {self.name}; valid: {valid}")
 
-    def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
-        """Defaults <- the chosen variant's switches <- explicit overrides, then validated.
+    def split_variant(self, overrides: Mapping[str, Any] | None) -> tuple[Variant, dict[str, Any]]:
+        """The variant that `overrides` names (or the config's default) and the other overrides."""
+        explicit = dict(overrides or {})
+        default = getattr(self.config_cls(), "variant", "full")
+        return self.variant(str(explicit.pop("variant", default))), explicit
 
-        The config class must have a `variant: str` field.
+    def make_config(self, overrides: Mapping[str, Any] | None = None) -> Any:
+        """Defaults <- explicit overrides <- the chosen variant's switches, then validated.
+
+        The variant is the ablation, so its switches come last: a setting carried in from a base
+        configuration (e.g. lambda1 from a sweep's best.yaml) can never undo it. What a variant
+        replaces is reported by `variant_overrides`. The config class must have a `variant: str` field.
         """
-        overrides = dict(overrides or {})
-        base = self.config_cls()
-        variant = self.variant(str(overrides.get("variant", getattr(base, "variant", "full"))))
-        config = apply_overrides(base, {**variant.switches, "variant": variant.name}, f"model {self.name}")
-        explicit = {k: v for k, v in overrides.items() if k != "variant"}
-        return validated(apply_overrides(config, explicit, f"model {self.name}"))
+        variant, explicit = self.split_variant(overrides)
+        owner = f"model {self.name}"
+        config = apply_overrides(self.config_cls(), explicit, owner)
+        return validated(apply_overrides(config, {**variant.switches, "variant": variant.name}, owner))
+
+    def variant_overrides(self, overrides: Mapping[str, Any] | None = None) -> dict[str, tuple[Any, Any]]:
+        """The explicitly given settings that the chosen variant replaces: {name: (given, variant's value)}.
+
+        A given value equal to the variant's (after type conversion) is not reported. For a
+        campaign's --dry-run plan, so that a user sees which base settings an ablation sets aside.
+        """
+        variant, explicit = self.split_variant(overrides)
+        hints = get_type_hints(self.config_cls)
+        replaced = {}
+        for name, switched in variant.switches.items():
+            if name in explicit and coerce(explicit[name], hints[name], name) != coerce(switched, hints[name], name):
+                replaced[name] = (explicit[name], switched)
+        return replaced
 
     def instantiate(self, config: Any, meta: DatasetMeta, teacher: ForecastModel | None = None) -> ForecastModel:
         """Build the model from a resolved config for a dataset (and its trained teacher)."""

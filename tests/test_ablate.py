@@ -30,10 +30,10 @@ def hephaestus_campaign(tmp_path_factory):
 def test_hephaestus_smoke_campaign_has_one_record_per_variant_dataset_and_seed(hephaestus_campaign):
     folder, first, _ = hephaestus_campaign
     trials = pd.read_csv(folder / "trials.csv")
-    assert len(trials) == 6 * 1 * 2
+    assert len(trials) == 7 * 1 * 2
     cells = set(zip(trials["variant_display"], trials["dataset"], trials["seed"]))
-    expected = {"Full", "w/o AMS-MoE", "w/o PTA", "w/o HSA", "Fixed-Scale MoE", "Noisy-Routing Only"}
-    assert {c[0] for c in cells} == expected and len(cells) == 12
+    expected = {"Full", "w/o AMS-MoE", "w/o PTA", "w/o HSA", "Fixed-Scale MoE", "Noisy-Routing Only", "+ gap-aware RevIN"}
+    assert {c[0] for c in cells} == expected and len(cells) == 14
     assert (trials["status"] == "ok").all()
     variants = dict(zip(trials["variant_display"], trials["variant"]))
     assert variants["w/o PTA"] == "wo_pta" and variants["Full"] == "full"
@@ -43,7 +43,7 @@ def test_second_run_of_the_same_campaign_is_served_entirely_from_the_cache(hepha
     folder, first, second = hephaestus_campaign
     trials = pd.read_csv(folder / "trials.csv")
     assert trials["cached"].all()
-    assert "12 from the cache" in second.stdout
+    assert "14 from the cache" in second.stdout
 
 
 def test_cached_records_equal_the_original_ones(hephaestus_campaign):

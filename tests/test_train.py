@@ -9,8 +9,7 @@ import torch
 from harness.data import generate_synthetic, prepare
 from harness.experiment import run_planned
 from harness.plan import plan_run
-from harness.loop import TrainConfig, TrainState, evaluate, fit
-from harness.loop import MeanForecast, mean_forecast_mae
+from harness.loop import MeanForecast, TrainConfig, TrainState, evaluate, fit, mean_forecast_mae
 from models import build_model
 from models.base import ConfigError, ForecastModel, ModelOutput
 
@@ -42,8 +41,9 @@ def test_different_seeds_give_different_models(data):
 
 
 def test_best_weights_are_restored_after_training(data):
+    torch.manual_seed(0)  # the initial weights, whatever ran before
     model = build_model("stid", data.meta())
-    result = fit(model, data, quick(max_epochs=4, lr=5e-2))
+    result = fit(model, data, quick(max_epochs=4, lr=2e-2))
     assert result.status == "ok"
     assert evaluate(model, data, "val", quick())["overall"]["mae"] == pytest.approx(result.best_val_mae, rel=1e-6)
     assert result.best_val_mae == min(r["val_mae"] for r in result.history)
@@ -223,3 +223,10 @@ def test_peak_memory_of_a_trial_does_not_depend_on_what_its_process_ran_before()
     first, big, after_big = json.loads(done.stdout.strip().splitlines()[-1])
     assert abs(first - after_big) <= 0.5 * max(first, after_big) + 5.0, (first, big, after_big)
     assert big > 5 * max(first, after_big), (first, big, after_big)  # and it does see a bigger model's need
+
+
+def test_stid_trains_as_basicts_does_on_pems04_all_epochs_without_early_stopping():
+    train = plan_run("stid").train_config
+    assert (train.lr, train.weight_decay, train.batch_size, train.grad_clip) == (2e-3, 1e-4, 64, 5.0)
+    assert (train.lr_schedule, train.lr_milestones, train.lr_gamma) == ("multistep", (1, 50, 80), 0.5)
+    assert train.max_epochs == 100 and train.patience >= train.max_epochs  # every epoch runs; the best weights are kept

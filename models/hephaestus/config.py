@@ -30,7 +30,7 @@ VARIANTS = (
     Variant("wo_pta", "w/o PTA", {"temporal_attn": "vanilla"}),
     Variant("wo_hsa", "w/o HSA", {"spatial_attn": "vanilla"}),
     Variant("fixed_scale_moe", "Fixed-Scale MoE", {"gating": "uniform"}),
-    Variant("noisy_routing_only", "Noisy-Routing Only", {"gating": "noisy_dense"}),
+    Variant("noisy_routing_only", "Noisy-Routing Only", {"gating": "noisy_dense", "aux_type": "cv2"}),
 )
 
 # Training settings of the paper (A.2.2) with the spec's decisions (section 9).
@@ -57,15 +57,21 @@ class HephaestusConfig:
             softmax; Noisy-Routing Only) or "uniform" (all run with weight 1/M; Fixed-Scale MoE).
         router_features: "eq5" (patch-mixed tokens, Eq. 5) or "decomp" (Pathformer's seasonal
             and trend decomposition).
-        renorm_topk: renormalise the top-K gates to sum to 1 (False: the literal Eq. 7).
-        aux_type, aux_weight: balance loss "switch" (Eq. 21) or "cv2", and its weight alpha.
+        renorm_topk: renormalise the top-K gates to sum to 1 for K >= 2 (False: the literal Eq. 7).
+            At K = 1 the selected expert is always scaled by its raw probability R_i (Switch
+            Transformer): a renormalised single gate is 1 and the router would learn nothing.
+        aux_type, aux_weight: balance loss "switch" (Eq. 21) or "cv2" (the importance loss
+            CV(sum_b R)^2 of Shazeer et al. 2017), and its weight alpha. Unset (None), it is
+            "switch" under top-K gating and "cv2" under dense gating, where the Switch form is a
+            constant 1 with no gradient; "switch" with dense gating is rejected.
     ST-Blocks:
         temporal_attn: "periodic" (PTA) or "vanilla"; spatial_attn: "heterogeneous" (HSA) or
             "vanilla"; hidden (C = D), layers (L), heads, ffn_ratio (FFN width / C), rank (r),
             d_tid / d_tiw (period embedding sizes), dropout.
     Head and normalisation: head_hidden; revin (RevIN on the value channel; False feeds the
-        z-scored values straight through), revin_affine, revin_ignore_missing (leave sensor
-        gaps out of RevIN's statistics; False gives the spec's plain per-window statistics).
+        z-scored values straight through), revin_affine, revin_gap_aware (opt-in, this
+        project's improvement: leave sensor gaps out of RevIN's statistics; off by default, the
+        paper's RevIN over all H steps, gaps included).
     """
 
     variant: str = "full"
@@ -76,7 +82,7 @@ class HephaestusConfig:
     gating: Literal["noisy_topk", "uniform", "noisy_dense"] = "noisy_topk"
     router_features: Literal["eq5", "decomp"] = "eq5"
     renorm_topk: bool = True
-    aux_type: Literal["switch", "cv2"] = "switch"
+    aux_type: Literal["switch", "cv2"] | None = None  # None: by gating (see above)
     aux_weight: float = 0.01
     temporal_attn: Literal["periodic", "vanilla"] = "periodic"
     spatial_attn: Literal["heterogeneous", "vanilla"] = "heterogeneous"
@@ -91,11 +97,12 @@ class HephaestusConfig:
     head_hidden: int = 256
     revin: bool = True
     revin_affine: bool = False
-    revin_ignore_missing: bool = True  # D: sensor gaps stay out of RevIN's window statistics
+    revin_gap_aware: bool = False  # D: True leaves sensor gaps out of RevIN's statistics
 
     def validate(self) -> None:
-        """Derive num_experts/patch_sizes from each other and reject inconsistent settings."""
+        """Derive num_experts/patch_sizes and aux_type, and reject inconsistent settings."""
         self._derive_experts()
+        self._derive_aux_type()
         for name in ("hidden", "layers", "heads", "ffn_ratio", "rank", "d_tid", "d_tiw", "head_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be at least 1, got {getattr(self, name)}")
@@ -107,6 +114,15 @@ class HephaestusConfig:
             raise ConfigError("aux_weight", f"must be >= 0, got {self.aux_weight}")
         if self.moe == "sparse" and self.gating == "noisy_topk" and not 1 <= self.top_k <= self.num_experts:
             raise ConfigError("top_k", f"must be between 1 and num_experts={self.num_experts}, got {self.top_k}")
+
+    def _derive_aux_type(self) -> None:
+        dense = self.gating == "noisy_dense"
+        if self.aux_type is None:
+            self.aux_type = "cv2" if dense else "switch"
+        elif dense and self.aux_type == "switch":
+            raise ConfigError(
+                "aux_type", "'switch' is a constant 1 with no gradient when every expert runs; dense gating needs 'cv2'"
+            )
 
     def _derive_experts(self) -> None:
         if self.moe == "single":

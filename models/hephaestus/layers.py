@@ -24,9 +24,11 @@ class RevIN(nn.Module):
     """Reversible instance normalisation (Kim et al., 2022) of the value channel.
 
     Statistics are taken per sample and per node over the input steps and detached; the optional
-    affine transform has one weight and one bias. With `missing_value` set, readings equal to it
-    (sensor gaps, recorded as 0 before z-scoring) are left out of the statistics and enter the
-    model as the window mean, so one gap does not drag a window's level and scale.
+    affine transform has one weight and one bias. Without `missing_value` this is the paper's
+    RevIN over all input steps, sensor gaps included (the default). With it (the opt-in
+    `revin_gap_aware`), readings equal to it (sensor gaps, recorded as 0 before z-scoring) are
+    left out of the statistics and enter the model as the window mean, so one gap does not drag
+    a window's level and scale.
     """
 
     def __init__(self, affine: bool, missing_value: float | None = None, eps: float = 1e-5):

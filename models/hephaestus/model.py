@@ -26,7 +26,7 @@ class Hephaestus(ForecastModel):
         super().__init__()
         self.patch_sizes = tuple(config.patch_sizes)
         self.steps_per_day = meta.steps_per_day
-        missing = meta.missing_value if config.revin_ignore_missing else None
+        missing = meta.missing_value if config.revin_gap_aware else None  # D: the paper's RevIN by default
         self.revin = RevIN(config.revin_affine, missing) if config.revin else None
 
         # Global period matrices P_D, P_W, shared by all experts and blocks (PTA only).

@@ -2,8 +2,10 @@
 
 The router summarises each sample's history into X_h (B, H), scores the M experts from it with
 noisy gating (Eq. 6, noise in training only) and picks the experts that run (Eq. 7):
-    "noisy_topk"   top-K of the noisy softmax, gates renormalised over the K (or the literal Eq. 7)
+    "noisy_topk"   top-K of the noisy softmax, gates renormalised over the K (or the literal Eq. 7);
+                   at K = 1 the raw probability R_i (Switch Transformer)
     "noisy_dense"  every expert runs, weighted by the full noisy softmax
+and adds a load-balancing loss: Eq. 21 (Switch form) or the importance loss CV(sum_b R)^2.
 A fixed uniform mixture (no router at all) is `uniform_routing`.
 """
 
@@ -46,12 +48,14 @@ def uniform_routing(batch: int, num_experts: int, device: torch.device) -> Routi
 def top_k_gates(probs: torch.Tensor, k: int, renormalise: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep the top-k probabilities of each row (Eq. 7): returns (gates, selected), each (B, M).
 
-    With `renormalise` the kept gates are divided by their sum, so they add up to 1.
+    With `renormalise` and k >= 2 the kept gates are divided by their sum, so they add up to 1.
+    At k = 1 the one gate stays the raw probability R_i (Switch Transformer, **D**): renormalised
+    it would be a constant 1 and the forecasting loss would never reach the router.
     """
     selected = torch.zeros_like(probs, dtype=torch.bool)
     selected.scatter_(1, probs.topk(k, dim=1).indices, True)
     gates = probs * selected
-    if renormalise:
+    if renormalise and k > 1:
         gates = gates / gates.sum(dim=1, keepdim=True)
     return gates, selected
 
@@ -67,14 +71,15 @@ def balance_loss(probs: torch.Tensor, selected: torch.Tensor, kind: str) -> torc
     """Load-balancing loss over a batch of T samples.
 
     "switch" (Eq. 21): M * sum_i f_i * r_i with f_i = count_i / (K T), no gradient, and r_i the mean
-    router probability of expert i; it equals 1 under perfectly uniform routing.
-    "cv2" (Shazeer et al., 2017): cv^2 of the summed probabilities plus cv^2 of the counts.
+    router probability of expert i; it equals 1 under perfectly uniform routing. When every
+    expert runs it is identically 1, with no gradient.
+    "cv2" (the importance loss of Shazeer et al., 2017): CV(sum over samples of R)^2, 0 when every
+    expert gets the same total probability; it balances dense routing too.
     """
+    if kind == "cv2":
+        return cv_squared(probs.sum(dim=0))
     counts = selected.sum(dim=0).to(probs.dtype)
-    if kind == "switch":
-        share = counts / counts.sum()
-        return probs.shape[1] * torch.sum(share * probs.mean(dim=0))
-    return cv_squared(probs.sum(dim=0)) + cv_squared(counts)
+    return probs.shape[1] * torch.sum(counts / counts.sum() * probs.mean(dim=0))
 
 
 class PatchMixFeatures(nn.Module):

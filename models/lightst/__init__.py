@@ -26,13 +26,15 @@ TRAIN_DEFAULTS = {
     "grad_clip": 5.0,
 }
 
+# Spec section 6: each ablation turns distillation terms off structurally, whatever the weights.
+NO_EMBEDDING_KD = {"spatial_kd": False, "temporal_kd": False}
 VARIANTS = (
     Variant("full", "Full"),
-    Variant("wo_e_kd", "w/o E-KD", {"lambda2": 0.0}),
+    Variant("wo_e_kd", "w/o E-KD", NO_EMBEDDING_KD),
     Variant("wo_e_s", "w/o E-S", {"spatial_kd": False}),
     Variant("wo_e_t", "w/o E-T", {"temporal_kd": False}),
-    Variant("wo_p_kd", "w/o P-KD", {"lambda1": 0.0}),
-    Variant("student_only", "Student only", {"lambda1": 0.0, "lambda2": 0.0}),
+    Variant("wo_p_kd", "w/o P-KD", {"prediction_kd": False}),
+    Variant("student_only", "Student only", {"prediction_kd": False, **NO_EMBEDDING_KD}),
     Variant("teacher", "Teacher (GCN+TCN)", {"predictor": "teacher"}),
 )
 

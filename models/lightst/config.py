@@ -44,8 +44,11 @@ class TeacherConfig:
 class LightSTConfig:
     """The graph-less MLP student and its distillation from the teacher (paper Eqs. 5-8).
 
-    The teacher it distils from is described by the three `teacher_*` fields; the variants of
-    the paper's ablation (Figure 3) are switches on the loss weights and terms.
+    The teacher it distils from is described by the three `teacher_*` fields. Each distillation
+    term has a structural on/off switch (prediction_kd, spatial_kd, temporal_kd) besides its
+    weight: the variants of the paper's ablation (Figure 3) turn terms off with these switches
+    (spec 6, **D**), so that no searched lambda1 / lambda2 can bring an ablated term back. A term is
+    in the loss when its switch is on and its weight is > 0.
     """
 
     variant: str = "full"
@@ -60,11 +63,12 @@ class LightSTConfig:
     # Distillation (spec 4)
     lambda1: float = 10.0  # prediction-level KL weight
     lambda2: float = 1.0  # embedding-level (spatial + temporal) weight
-    tau1: float = 1.0
-    tau2: float = 0.05
-    tau3: float = 0.05
-    spatial_kd: bool = True  # L_P
-    temporal_kd: bool = True  # L_E
+    tau1: float = 1.0  # temperature of L_KL
+    tau2: float = 0.05  # temperature of L_P
+    tau3: float = 0.05  # temperature of L_E
+    prediction_kd: bool = True  # L_KL (P-KD)
+    spatial_kd: bool = True  # L_P (E-S)
+    temporal_kd: bool = True  # L_E (E-T)
     adaptive: bool = True  # weight negatives by how unlike the teacher finds them
     num_negatives: int | Literal["all"] = 128  # sampled negative nodes of L_P
     kl_on: Literal["prediction", "embedding"] = "prediction"  # embedding: softmax over d of E_tcn vs projected E_s
@@ -98,17 +102,17 @@ class LightSTConfig:
     @property
     def uses_kl(self) -> bool:
         """Whether the prediction-level KL term (Algorithm 1 line 5) is in the loss."""
-        return self.predictor == "student" and self.lambda1 > 0
+        return self.predictor == "student" and self.prediction_kd and self.lambda1 > 0
 
     @property
     def uses_spatial(self) -> bool:
         """Whether the spatial InfoNCE term L_P (Eq. 7) is in the loss."""
-        return self.predictor == "student" and self.lambda2 > 0 and self.spatial_kd
+        return self.predictor == "student" and self.spatial_kd and self.lambda2 > 0
 
     @property
     def uses_temporal(self) -> bool:
         """Whether the temporal InfoNCE term L_E (Eq. 7) is in the loss."""
-        return self.predictor == "student" and self.lambda2 > 0 and self.temporal_kd
+        return self.predictor == "student" and self.temporal_kd and self.lambda2 > 0
 
     @property
     def distils(self) -> bool:
