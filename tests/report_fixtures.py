@@ -262,24 +262,33 @@ def study_campaign(folder: Path, model: str, vary: Mapping[str, list], base: Map
     the base on a log scale; horizon 12 is H12_OVER_AVERAGE times the 12-step average. Trials
     whose cell starts with one of `failed` failed."""
     rows = []
-    skip = {(s["parameter"], s["value"]) for s in skipped}
-    points = [("base", dict(base))] + [(f"{p}={v}", {**base, p: v}) for p, values in vary.items() for v in values
-                                       if v != base[p] and (p, v) not in skip]
+    skip = [(s["parameter"], s["value"]) for s in skipped]
+    points = [("base", dict(base))] + [(f"{p}={json.dumps(v) if isinstance(v, list) else v}", {**base, p: v})
+                                       for p, values in vary.items() for v in values if v != base[p] and (p, v) not in skip]
     for dataset, level in levels.items():
         for label, settings in points:
             for seed in seeds:
-                distance = sum(abs(np.log2(settings[p] / base[p])) for p in vary)
+                distance = sum(_distance(settings[p], base[p]) for p in vary)
                 mae = level * (1 + 0.006 * distance + 0.002 * (seed - 1))
                 status = "failed" if label.startswith(tuple(failed)) and seed == seeds[-1] else "ok"
-                trial_id = f"{dataset}_{label}_{seed}".lower().replace("=", "").replace(".", "p")
+                trial_id = "".join(ch for ch in f"{dataset}_{label}_{seed}".lower().replace(".", "p")
+                                   if ch.isalnum() or ch == "_")
                 row = trial_row(trial_id, dataset, mae, status=status, model=model, variant="full", seed=seed,
                                 cell=f"{label} | {dataset} | seed {seed}", started=started_at(len(rows)),
-                                **{f"config.{k}": v for k, v in settings.items()}, **{"config.seed": seed})
+                                **{f"config.{k}": json.dumps(v) if isinstance(v, list) else v for k, v in settings.items()},
+                                **{"config.seed": seed})
                 if status == "ok":
                     row.update({f"test_{m}_h12": row[f"test_{m}"] * H12_OVER_AVERAGE for m in ("mae", "rmse", "mape")})
                 rows.append(row)
     write_campaign(folder, study_manifest(model, vary, base, list(levels), seeds, skipped), rows, curves_for(rows))
     return folder
+
+
+def _distance(value: Any, base: Any) -> float:
+    """How far a setting is from the base: octaves for numbers, 1 for any other change."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and base > 0:
+        return abs(float(np.log2(value / base)))
+    return float(value != base)
 
 
 def hephaestus_study(folder: Path) -> Path:
@@ -349,3 +358,12 @@ def table3_ablation(folder: Path, epochs: int = 3) -> Path:
                 rows.append(row)
     manifest = ablation_manifest(list(TABLE3_LEVELS), [0, 1], variants=TABLE3_VARIANTS)
     return write_campaign(folder, manifest, rows, curves_for(rows, epochs=epochs))
+
+
+def categorical_study(folder: Path) -> Path:
+    """A study of settings that are not numbers (patch sets, attention kinds) next to a linear
+    one (dropout), on one dataset."""
+    vary = {"patch_sizes": [[1, 3], [1, 3, 6], [1, 2, 3, 6], [1, 2, 3, 6, 12]], "temporal_attn": ["periodic", "vanilla"],
+            "dropout": [0.0, 0.1, 0.2, 0.3]}
+    base = {"patch_sizes": [1, 2, 3, 6], "temporal_attn": "periodic", "dropout": 0.1}
+    return study_campaign(folder, "hephaestus", vary, base, {"PEMS04": 18.2}, seeds=(0, 1))

@@ -20,6 +20,7 @@ from harness.records import read_records
 from harness.report import build_report
 from harness.report.load import load_campaign
 from report_fixtures import (
+    categorical_study,
     hephaestus_study,
     lightst_study,
     realistic_ablation,
@@ -34,6 +35,7 @@ from report_fixtures import (
 CAMPAIGNS: dict[str, Callable[[Path], Path]] = {
     "sweep": realistic_sweep, "smoke sweep": smoke_sweep, "ablation": realistic_ablation,
     "table 3 ablation": table3_ablation, "HEPHAESTUS study": hephaestus_study, "LightST study": lightst_study,
+    "categorical study": categorical_study,
 }
 FIGURE_TYPES = {"ablation", "curves", "routing", "marginal sensitivity", "parallel", "importance", "history", "pareto",
                 "sensitivity study"}
@@ -132,6 +134,17 @@ def test_legends_name_only_what_is_drawn(figures: dict[str, dict[str, Figure]]) 
     assert not any("published" in label for label in legend_labels(figures["LightST study"]["sensitivity_mae"]))
 
 
+def test_levels_without_an_order_are_evenly_spaced_and_not_joined(figures: dict[str, dict[str, Figure]]) -> None:
+    patch_sizes, attention, dropout = figures["categorical study"]["sensitivity_mae"].axes[:3]
+    labels = [t.get_text() for t in patch_sizes.get_xticklabels()]
+    assert [" ".join(label.split()) for label in labels] == ["[1, 3]", "[1, 3, 6]", "[1, 2, 3, 6]", "[1, 2, 3, 6, 12]"]
+    assert max(len(line) for label in labels for line in label.splitlines()) <= 10  # wrapped, upright
+    assert patch_sizes.get_xticks().tolist() == [0, 1, 2, 3] and attention.get_xlim() == (-0.5, 1.5)
+    assert [line.get_linestyle() for line in attention.get_lines() if line.get_marker() == "o"] == ["None"]
+    assert [line.get_linestyle() for line in dropout.get_lines() if line.get_marker() == "o"] == ["-"]
+    assert [t.get_text() for t in dropout.get_xticklabels()] == ["0", "0.1", "0.2", "0.3"] and dropout.get_xscale() == "linear"
+
+
 def test_pruned_trials_appear_hollow_at_the_value_they_reached(figures: dict[str, dict[str, Figure]],
                                                                tmp_path: Path) -> None:
     folder = realistic_sweep(tmp_path / "sweep")
@@ -155,8 +168,8 @@ def test_parallel_coordinates_scale_each_axis_and_grey_the_unfinished(figures: d
                                                                        tmp_path: Path) -> None:
     trials = load_campaign(smoke_sweep(tmp_path / "smoke")).trials
     ax = figures["smoke sweep"]["parallel"].axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["num_experts", "top_k", "aux_weight (log)", "lr (log)",
-                                                            "batch_size", "val_mae"]
+    assert [" ".join(t.get_text().split()) for t in ax.get_xticklabels()] == [
+        "num_experts", "top_k", "aux_weight (log)", "lr (log)", "batch_size", "val_mae"]
     lines = [line.get_ydata() for line in ax.get_lines() if len(line.get_xdata()) == 6]
     greyed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(lines) == len(trials) and len(greyed) == (trials["status"] != "ok").sum()

@@ -24,12 +24,11 @@ from harness.report.style import (
     COLORS,
     MAX_PANELS_PER_ROW,
     bottom_legend,
-    compact_number,
     panel_grid,
     save_figure,
     shorten,
-    slant_long_labels,
     value_ticks,
+    wrapped_labels,
 )
 
 FIGURE_MEASURES = ("MAE", "RMSE")
@@ -105,8 +104,9 @@ def _figure(ctx: ReportContext, points: pd.DataFrame, params: list[StudiedParame
 def _panel(ax: Axes, shown: pd.DataFrame, param: StudiedParameter, color: str) -> list[str]:
     """Draw one panel; return the tables of the published points it drew."""
     finished = shown[shown["n"] > 0]
+    joined = param.numbers is not None  # a line between levels that have no order would invent one
     ax.errorbar(finished["x"], finished["mean"], yerr=finished["std"].fillna(0.0), color=color, marker="o",
-                markersize=4, capsize=3, zorder=3)
+                markersize=4, capsize=3, linestyle="-" if joined else "none", zorder=3)
     comparable = shown[shown["published"].notna() & (shown["published_horizon"] == shown["horizon"])]
     ax.plot(comparable["x"], comparable["published"], color=color, markeredgecolor=color, **PUBLISHED_MARKER)
     if param.base is not None:
@@ -122,16 +122,20 @@ def _value_axis(ax: Axes, param: StudiedParameter) -> None:
     else as evenly spaced levels."""
     positions = param.positions()
     numbers = param.numbers
-    labels = [compact_number(v) for v in numbers] if numbers is not None else [shorten(v) for v in param.values]
+    if numbers is not None:
+        labels = [f"{v:g}" for v in numbers]  # the values as given, every digit
+    else:
+        labels = wrapped_labels([shorten(v) for v in param.values])
     if param.log:
         ax.set_xscale("log")
         span = np.log10(positions.max() / positions.min())
         ax.set_xlim(positions.min() / 10 ** (LOG_MARGIN * span), positions.max() * 10 ** (LOG_MARGIN * span))
+    elif numbers is None:
+        ax.set_xlim(-0.5, len(positions) - 0.5)
     elif len(positions) > 1:
         margin = 0.08 * (positions.max() - positions.min())
         ax.set_xlim(positions.min() - margin, positions.max() + margin)
     value_ticks(ax.xaxis, positions, labels)
-    slant_long_labels(ax, labels)
 
 
 def _legend(datasets: list[str], published: list[str], base: bool) -> list[Line2D]:

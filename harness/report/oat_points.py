@@ -58,7 +58,9 @@ class StudiedParameter:
     def log(self) -> bool:
         """Positive numbers spanning a ratio of at least LOG_RATIO: drawn on a log axis."""
         numbers = self.numbers
-        return numbers is not None and len(numbers) > 1 and numbers.min() > 0 and numbers.max() / numbers.min() >= LOG_RATIO - 1e-9
+        if numbers is None or len(numbers) < 2 or numbers.min() <= 0:
+            return False
+        return numbers.max() / numbers.min() >= LOG_RATIO
 
     def positions(self) -> np.ndarray:
         """Where each value sits on the x axis: the number itself, or evenly spaced levels."""

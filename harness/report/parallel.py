@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from harness.report.context import Entry, ReportContext, Skipped
 from harness.report.load import STATUS_OK, Objective, column_label
 from harness.report.space import Hyperparameter, categorical_levels, searched_space
-from harness.report.style import PANEL_SIZE, bottom_legend, compact_number, save_figure, shorten
+from harness.report.style import PANEL_SIZE, bottom_legend, compact_number, save_figure, shorten, wrapped_labels
 
 AXIS_SPACING = 1.0  # inches between two axes
 LEVEL_LABEL_WIDTH = 14  # characters of a categorical level's label
@@ -80,8 +80,7 @@ def _draw_axes(ax: Axes, positions: np.ndarray, ticks: list[list[tuple[float, st
         for y, label in axis_ticks:
             ax.text(x + 0.04, y, label, fontsize=7, ha="left", va="center", zorder=4,
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.8})
-    slanted = max(len(n) for n in names) > 10
-    ax.set_xticks(positions, names, rotation=20 if slanted else 0, ha="right" if slanted else "center")
+    ax.set_xticks(positions, wrapped_labels(names, AXIS_SPACING * len(names)))
     ax.set_yticks([])
     ax.set_xlim(positions[0] - 0.1, positions[-1] + 0.7 * AXIS_SPACING)
     ax.set_ylim(-0.06, 1.06)

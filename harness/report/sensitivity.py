@@ -33,8 +33,8 @@ from harness.report.style import (
     panel_grid,
     save_figure,
     shorten,
-    slant_long_labels,
     value_ticks,
+    wrapped_labels,
 )
 
 MAX_DISCRETE_INTEGERS = 12  # an integer hyperparameter with more values is drawn as continuous
@@ -138,7 +138,6 @@ def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_col
         value_ticks(ax.xaxis, ticks, [labels[t] for t in ticks] if labels else [compact_number(t) for t in ticks])
         if labels:
             ax.set_xlim(-0.5, len(labels) - 0.5)
-            slant_long_labels(ax, list(labels.values()))
         return
     if param.log:
         log_ticks(ax.xaxis, x.min(), x.max())
@@ -156,7 +155,7 @@ def _positions(values: pd.Series, param: Hyperparameter) -> tuple[np.ndarray, di
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float), {}
     labels, levels = categorical_levels(param, values)
     position = {label: float(i) for i, label in enumerate(levels)}
-    return labels.map(position).to_numpy(dtype=float), {i: shorten(label) for label, i in position.items()}
+    return labels.map(position).to_numpy(dtype=float), dict(zip(position.values(), wrapped_labels([shorten(v) for v in levels])))
 
 
 def _means_and_stds(x: np.ndarray, y: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +177,8 @@ def _legend_handles(group: list[Hyperparameter], trials: pd.DataFrame, pruned: b
         handles.append(Line2D([], [], linestyle="none", marker="o", markersize=4, markerfacecolor="none",
                               color=PRUNED_STYLE["edgecolors"], label="a pruned trial: best value before it was stopped"))
     if any(_is_discrete(p, trials) for p in group):
-        handles.append(Line2D([], [], color=MEAN_STYLE["color"], marker="o", markersize=4, label="mean ± std over finished trials"))
+        handles.append(Line2D([], [], color=MEAN_STYLE["color"], marker="o", markersize=4,
+                              label="mean ± std over finished trials"))
     if not all(_is_discrete(p, trials) for p in group):
         handles.append(Line2D([], [], color=TREND_STYLE["color"], label="kernel-smoothed trend (finished trials)"))
     return handles

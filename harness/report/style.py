@@ -85,7 +85,7 @@ def hide_unused(axes: np.ndarray, used: int) -> None:
         ax.set_visible(False)
 
 
-def shorten(label: str, width: int = 18) -> str:
+def shorten(label: str, width: int = 30) -> str:
     """A tick label cut to `width` characters (with an ellipsis) so neighbours do not overlap."""
     return label if len(label) <= width else label[: width - 1] + "…"
 
@@ -113,12 +113,11 @@ def value_ticks(axis: Axis, positions: Sequence[float], labels: Sequence[str]) -
     axis.set_minor_locator(NullLocator())
 
 
-def slant_long_labels(ax: Axes, labels: Sequence[str], room: int = 24) -> None:
-    """Slant an x axis' tick labels when together they are longer than `room` characters."""
-    if sum(len(label) for label in labels) > room:
-        ax.tick_params(axis="x", labelrotation=30)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
+def wrapped_labels(labels: Sequence[str], width: float = PANEL_SIZE[0]) -> list[str]:
+    """Tick labels wrapped onto lines short enough that neighbours on an axis `width` inches wide
+    do not touch (upright text reads better in print than slanted text)."""
+    room = max(6, int(width * CHARACTERS_PER_INCH / max(len(labels), 1)) - 1)
+    return [textwrap.fill(label, room) for label in labels]
 
 
 def log_ticks(axis: Axis, low: float, high: float) -> None:
