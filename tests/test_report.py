@@ -172,7 +172,7 @@ def test_multi_objective_sweep_report_has_sensitivity_importance_history_pareto(
     assert {"best_trials.md", "pareto.md", "pareto.csv", "importance.csv", "efficiency.md", "failures.md"} <= names
     assert index_links(sweep_report) == names - {"index.md"}
     index = (sweep_report / "index.md").read_text()
-    assert "| failed | 2 |" in index and "| diverged | 2 |" in index and "| pruned | 2 |" in index
+    assert "| failed | 2 |" in index and "| diverged | 2 |" in index and "| pruned | 4 |" in index
     assert re.search(r"evaluator: (fANOVA|PED-ANOVA)", index)
     importance = pd.read_csv(sweep_report / "importance.csv")
     assert set(importance["objective"]) == {"val_mae", "infer_ms"}

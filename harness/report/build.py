@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -16,7 +16,10 @@ from harness.report.context import Entry, ReportContext, Skipped
 from harness.report.figures import ablation_figure, curves_figure, history_figure, pareto_figure
 from harness.report.importance import importance_figure
 from harness.report.index import write_index
-from harness.report.load import Campaign, load_campaign, metric_columns
+from harness.report.load import PAPER_METRIC, Campaign, check_metric, load_campaign
+from harness.report.oat import study_figures
+from harness.report.parallel import parallel_figure
+from harness.report.references import load_references
 from harness.report.routing import ARTIFACT, routing_figures
 from harness.report.sensitivity import sensitivity_figures
 from harness.report.style import print_style
@@ -32,6 +35,10 @@ def _ablation(campaign: Campaign) -> bool:
 
 def _sweep(campaign: Campaign) -> bool:
     return campaign.kind == "sweep"
+
+
+def _one_at_a_time(campaign: Campaign) -> bool:
+    return campaign.kind == "sensitivity"
 
 
 def _multi_objective(campaign: Campaign) -> bool:
@@ -55,7 +62,9 @@ SECTIONS: tuple[tuple[str, Callable[[Campaign], bool], Section], ...] = (
     ("Pareto set", _multi_objective, pareto_table),
     ("unfinished trials", _always, failures_table),
     ("ablation chart", _ablation, ablation_figure),
+    ("sensitivity study", _one_at_a_time, study_figures),
     ("sensitivity figures", _sweep, sensitivity_figures),
+    ("parallel coordinates", _sweep, parallel_figure),
     ("hyperparameter importance", _sweep, importance_figure),
     ("optimisation history", _sweep, history_figure),
     ("Pareto front", _multi_objective, pareto_figure),
@@ -64,24 +73,31 @@ SECTIONS: tuple[tuple[str, Callable[[Campaign], bool], Section], ...] = (
 )
 
 
-def build_report(campaign_dir: Path, metric: str = "overall", reference: str | None = None) -> Path:
+def build_report(campaign_dir: Path, metric: str = PAPER_METRIC, reference: str | None = None,
+                 references: Sequence[Path] = ()) -> Path:
     """Write <campaign_dir>/report/ (tables, figures, index.md) from the campaign folder alone.
 
     Args:
         campaign_dir: a campaign folder (results/<name>/) holding manifest.json and trials.csv.
-        metric: which test metrics the tables and figures show: overall, h3, h6 or h12.
+        metric: which test metrics the tables and figures show: overall, h3, h6 or h12, or
+            paper: each dataset at the horizon its published numbers are quoted at (overall
+            where there are none).
         reference: the ablation variant the others are compared with (display or registry
             name); default: the spec's reference.
+        references: reference files (CSV, see harness/report/references/README.md) read
+            before the ones shipped for the campaign's model.
 
     Returns:
         The report folder.
 
     Raises:
-        UsageError: the folder is not a campaign folder, or `metric` / `reference` is invalid.
+        UsageError: the folder is not a campaign folder, `metric` / `reference` is invalid, or a
+            reference file cannot be read.
             Nothing else: a section that cannot be produced is listed in index.md with the reason.
     """
     campaign = load_campaign(Path(campaign_dir))
-    metric_columns(metric)
+    check_metric(metric)
+    published = load_references(campaign.model, [Path(f) for f in references])
     notes: list[str] = []
     reference = resolve_reference(campaign, reference, notes)
     try:
@@ -89,7 +105,7 @@ def build_report(campaign_dir: Path, metric: str = "overall", reference: str | N
     except OSError as error:
         raise UsageError(f"{campaign.path}: cannot write the report there ({error.strerror})") from None
     try:
-        ctx = ReportContext(campaign, metric, reference, staging, notes)
+        ctx = ReportContext(campaign, metric, reference, staging, published, notes)
         entries, not_produced = _run_sections(ctx)
         write_index(ctx, entries, not_produced)
         return _replace_folder(staging, campaign.path / REPORT_FOLDER)

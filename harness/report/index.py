@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.records import atomic_write_text
 from harness.report.context import Entry, ReportContext
-from harness.report.load import METRIC_DESCRIPTIONS, STATUS_ORDER
+from harness.report.load import STATUS_ORDER
 
 INDEX_NAME = "index.md"
 STATE_WORDS = {
@@ -18,12 +18,12 @@ STATE_WORDS = {
     "incomplete": "incomplete: some planned trials are missing (continue it with --resume)",
 }
 # Manifest keys already shown at the top of the index.
-SHOWN_KEYS = ("campaign", "kind", "spec")
+SHOWN_KEYS = ("campaign", "kind", "spec", "skipped")
 
 
 def write_index(ctx: ReportContext, entries: Sequence[Entry], not_produced: Sequence[str]) -> None:
     """Write ctx.out/index.md linking every entry."""
-    lines = _header(ctx) + _trial_counts(ctx)
+    lines = _header(ctx) + _trial_counts(ctx) + _skipped_values(ctx.campaign.manifest)
     tables = [e for e in entries if e.section == "tables"]
     figures = [e for e in entries if e.section == "figures"]
     if tables:
@@ -46,17 +46,42 @@ def _header(ctx: ReportContext) -> list[str]:
     campaign = ctx.campaign
     datasets = ", ".join(campaign.datasets()) or "none recorded"
     summary = (f"{campaign.kind.capitalize()} campaign of model **{campaign.model}** on {datasets}. "
-               f"Test metrics: {ctx.metric} ({METRIC_DESCRIPTIONS[ctx.metric]}).")
+               f"Test metrics: {ctx.metric} ({ctx.metric_description()}).")
     if campaign.kind == "ablation":
         summary += f" Reference variant: {ctx.reference or 'none'}."
     if campaign.kind == "sweep":
         summary += " Objective: " + ", ".join(f"{o.metric} ({o.mode})" for o in campaign.objectives()) + "."
+    if campaign.kind == "sensitivity":
+        vary = campaign.spec.get("vary")
+        summary += (" Varied one at a time around the base setting: "
+                    + "; ".join(f"{name} ({', '.join(map(str, values))})" for name, values in dict(vary or {}).items()) + ".")
     lines = [f"# Report: {campaign.name}", "", summary,
              "Rebuilt from the campaign folder alone by `python -m harness.report`.", ""]
+    lines += _published(ctx)
     if campaign.state != "finished":
         lines += [f"**The campaign is {STATE_WORDS.get(campaign.state, campaign.state)}: this report shows the trials "
                   f"recorded so far.**", ""]
     return lines
+
+
+def _published(ctx: ReportContext) -> list[str]:
+    """Which published numbers the report sets beside the reproduced ones, and from where."""
+    references = ctx.references
+    if references.empty:
+        return [f"No published numbers of {ctx.campaign.model} are known to the report (give some with --references FILE).", ""]
+    tables = ", ".join(dict.fromkeys(references["table"]))
+    files = ", ".join(dict.fromkeys(references["file"]))
+    return [f"Published numbers compared where the campaign has the same dataset and setting: {tables} (from {files}).", ""]
+
+
+def _skipped_values(manifest: dict[str, Any]) -> list[str]:
+    """A sensitivity study's values the runner did not run (manifest 'skipped'), each with its reason."""
+    skipped = [e for e in manifest.get("skipped") or [] if isinstance(e, dict)]
+    if not skipped:
+        return []
+    lines = ["## Values not run", "", "| parameter | value | reason |", "|:---|:---|:---|"]
+    lines += [f"| {e.get('parameter')} | {e.get('value')} | {str(e.get('reason', '')).replace('|', '/')} |" for e in skipped]
+    return lines + [""]
 
 
 def _trial_counts(ctx: ReportContext) -> list[str]:

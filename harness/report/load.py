@@ -11,6 +11,7 @@ wrong (no folder, no manifest.json, no trials) raises `UsageError`; what is mere
 from __future__ import annotations
 
 import json
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,21 +39,48 @@ from harness.records import (
 
 DRIVER_LOCK = ".driver.lock"
 STATUS_OK = "ok"
+STATUS_PRUNED = "pruned"
 STATUS_ORDER = STATUSES
 
-# --metric choice -> suffix of the test columns (test_mae<suffix>, test_rmse<suffix>, ...).
+# A horizon (a --metric choice other than "paper") -> suffix of the test columns (test_mae<suffix>, ...).
 METRIC_SUFFIXES = {"overall": "", **{f"h{h}": f"_h{h}" for h in REPORTED_HORIZONS}}
 METRIC_DESCRIPTIONS = {"overall": "average over all forecast steps", **{f"h{h}": f"horizon {h} ({h} steps ahead)" for h in REPORTED_HORIZONS}}
+# --metric paper: each dataset at the horizon its published numbers are quoted at (see ReportContext).
+PAPER_METRIC = "paper"
+METRIC_CHOICES = (PAPER_METRIC, *METRIC_SUFFIXES)
 MEASURES = ("MAE", "RMSE", "MAPE")
+# Campaign kinds and the spec entry that tells each apart when a manifest does not name its kind.
+SPEC_KEYS = {"ablation": "variants", "sensitivity": "vary", "sweep": "space"}
+KINDS = tuple(SPEC_KEYS)
 NUMERIC_COLUMNS = (*INTEGER_COLUMNS, *METRIC_COLUMNS, *COST_COLUMNS, "epochs", "best_epoch")
 
 
-def metric_columns(metric: str) -> dict[str, str]:
-    """The test columns of a --metric choice: {"MAE": "test_mae_h3", "RMSE": ..., "MAPE": ...}."""
-    if metric not in METRIC_SUFFIXES:
-        raise UsageError(f"--metric {metric!r}: expected one of {', '.join(METRIC_SUFFIXES)}")
-    suffix = METRIC_SUFFIXES[metric]
+def check_metric(metric: str) -> str:
+    """`metric` when it is a --metric choice; UsageError otherwise."""
+    if metric not in METRIC_CHOICES:
+        raise UsageError(f"--metric {metric!r}: expected one of {', '.join(METRIC_CHOICES)}")
+    return metric
+
+
+def metric_columns(horizon: str) -> dict[str, str]:
+    """The test columns of a horizon: {"MAE": "test_mae_h3", "RMSE": ..., "MAPE": ...} for 'h3'."""
+    suffix = METRIC_SUFFIXES[horizon]
     return {measure: f"test_{measure.lower()}{suffix}" for measure in MEASURES}
+
+
+def column_horizon(column: str) -> str:
+    """The horizon of a test column: 'test_mae_h12' -> 'h12', 'test_mae' -> 'overall'."""
+    suffix = column.rsplit("_", 1)[-1]
+    return suffix if suffix in METRIC_SUFFIXES else "overall"
+
+
+def dataset_key(name: object) -> str:
+    """How dataset names compare: case, '-' and '_' aside, and PEMSD<n> is PEMS0<n>.
+
+    'METR-LA', 'metr_la' and 'MetrLA' are one dataset; so are 'PEMS08', 'PeMSD8' and 'pems-08'.
+    """
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+    return re.sub(r"^pemsd?0?(\d)$", r"pems0\1", key)
 
 
 def value_unit(facts: dict[str, Any] | None) -> str:
@@ -126,13 +154,13 @@ class Campaign:
 
     @property
     def kind(self) -> str:
-        """'sweep', 'ablation', or 'unknown' when the manifest says neither and the spec does not tell."""
+        """'sweep', 'ablation', 'sensitivity' (one parameter at a time), or 'unknown' when the
+        manifest says none of them and the spec does not tell."""
         kind = self.manifest.get("kind")
-        if kind in ("sweep", "ablation"):
+        if kind in KINDS:
             return kind
-        if "variants" in self.spec:
-            return "ablation"
-        return "sweep" if "space" in self.spec else "unknown"
+        found = [k for k, key in SPEC_KEYS.items() if key in self.spec]
+        return found[0] if found else "unknown"
 
     @property
     def model(self) -> str:
@@ -167,8 +195,8 @@ class Campaign:
         """Datasets in the spec's order, then any others the trials name, in record order."""
         spec_names = [d.get("name") if isinstance(d, dict) else d for d in self.spec.get("datasets") or []]
         seen = list(dict.fromkeys(self.trials["dataset"].dropna()))
-        by_key = {_name_key(name): name for name in seen}
-        ordered = [by_key[_name_key(n)] for n in spec_names if n is not None and _name_key(n) in by_key]
+        by_key = {dataset_key(name): name for name in seen}
+        ordered = [by_key[dataset_key(n)] for n in spec_names if n is not None and dataset_key(n) in by_key]
         return list(dict.fromkeys(ordered + seen))
 
     def variants(self) -> list[str]:
@@ -211,11 +239,6 @@ def driver_alive(campaign_dir: Path) -> bool:
     return owner.host != socket.gethostname() or process_alive(owner.pid)
 
 
-def _name_key(name: object) -> str:
-    """How dataset names compare: 'metr-la', 'METR_LA' and 'MetrLA' are one dataset."""
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
-
-
 def load_campaign(path: Path) -> Campaign:
     """Read the campaign folder at `path`; raise UsageError when it is not a campaign folder."""
     path = Path(path)
@@ -242,6 +265,7 @@ def load_campaign(path: Path) -> Campaign:
         curves = _normalise_curves(_read_csv(path / "curves.csv", notes) if (path / "curves.csv").is_file() else None, notes)
     else:
         raise UsageError(f"{path}: no records/ folder and no trials.csv: no trial has started yet")
+    trials = _fill_reached(trials, curves)
     campaign = Campaign(path=path, manifest=manifest, trials=trials, curves=curves, notes=notes, artifacts=artifacts)
     for objective in campaign.objectives():
         if objective.metric in trials:
@@ -275,7 +299,23 @@ def _normalise_trials(trials: pd.DataFrame | None) -> pd.DataFrame:
     trials["variant_display"] = trials["variant_display"].fillna(trials["variant"])
     trials["status"] = trials["status"].map(lambda s: "unknown" if pd.isna(s) else str(s).strip().lower())
     trials["error"] = trials["error"].map(lambda e: "" if pd.isna(e) else str(e))
-    return trials.reset_index(drop=True)
+    trials["started"] = trials["started"].map(lambda t: str(t) if isinstance(t, str) and t else np.nan)
+    # start order (the records are read in it; an older trials.csv may not be), unknown starts last
+    return trials.sort_values("started", kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _fill_reached(trials: pd.DataFrame, curves: pd.DataFrame | None) -> pd.DataFrame:
+    """A pruned trial's validation metrics where its record lacks them: the lowest value its
+    per-epoch curve reached before it was stopped (what its record holds when it has them)."""
+    if curves is None:
+        return trials
+    pruned = trials["status"] == STATUS_PRUNED
+    for column in (f"val_{measure.lower()}" for measure in MEASURES):
+        if column not in curves:
+            continue
+        best = pd.to_numeric(curves[column], errors="coerce").groupby(curves["trial_id"]).min()
+        trials[column] = trials[column].fillna(trials["trial_id"].map(best).astype(float).where(pruned))
+    return trials
 
 
 def _normalise_curves(curves: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame | None:

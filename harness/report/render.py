@@ -56,6 +56,11 @@ def format_number(value: float, decimals: int | None = None) -> str:
     return f"{value:.{decimals_of(value) if decimals is None else decimals}f}"
 
 
+def signed_percent(value: float) -> str:
+    """'+3.1%', '-0.4%', and '+0.0%' for anything that rounds to zero (never '-0.0%')."""
+    return f"{round(value, 1) or 0.0:+.1f}%"
+
+
 def to_markdown(table: Table) -> str:
     """The table as a GitHub-flavoured Markdown table with its title and footnotes."""
     labels = list(table.columns[: table.stub])

@@ -104,7 +104,7 @@ def routing_figures(ctx: ReportContext) -> list[Entry]:
 def _best_with_artifact(ctx: ReportContext, dataset: str) -> tuple[pd.Series, Path] | None:
     """The best finished trial of `dataset` with a routing.npz (reference variant first)."""
     ok = ctx.campaign.ok[ctx.campaign.ok["dataset"] == dataset]
-    ranked = rank(ok, ctx.selection)
+    ranked = rank(ok, ctx.selection(dataset))
     ranked = pd.concat([ranked[ranked["variant_display"] == ctx.reference], ranked[ranked["variant_display"] != ctx.reference]])
     for _, trial in ranked.iterrows():
         path = ctx.campaign.artifact_path(trial["trial_id"], ARTIFACT)

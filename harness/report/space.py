@@ -62,6 +62,14 @@ def canonical(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
+def categorical_levels(param: Hyperparameter, values: pd.Series) -> tuple[pd.Series, list[str]]:
+    """A categorical's values as canonical labels (None where missing) and the levels that occur:
+    the spec's choices in its order, then any others in the order met."""
+    labels = values.map(lambda v: None if pd.isna(v) else canonical(v))
+    seen = list(dict.fromkeys(labels.dropna()))
+    return labels, [c for c in param.choices if c in seen] + [c for c in seen if c not in param.choices]
+
+
 def space_from_spec(space: Mapping[str, Any]) -> list[Hyperparameter]:
     """The spec's space as Hyperparameters, parameter-named bounds resolved to the widest range."""
     params = []

@@ -64,21 +64,21 @@ def paired_t_test(variant: pd.Series, reference: pd.Series) -> PairedTest:
 def ablation_cells(
     ok: pd.DataFrame,
     variants: Sequence[str],
-    datasets: Sequence[str],
-    columns: Mapping[str, str],
+    columns: Mapping[str, Mapping[str, str]],
     reference: str | None,
 ) -> pd.DataFrame:
     """One row per (variant, dataset, measure) of the finished trials `ok`.
 
+    `columns` maps each dataset (in order) to its test columns ({"MAE": "test_mae_h12", ...}).
     Columns: variant, dataset, measure, column, n (seeds), mean, std (sample std, NaN below two
     seeds), change_pct (relative change of the mean against the reference's, in percent),
     n_pairs, p_value, significant (p < ALPHA), test_note (why there is no test), best (lowest
     mean of its dataset and measure).
     """
     rows = []
-    for dataset in datasets:
+    for dataset, dataset_columns in columns.items():
         in_dataset = ok[ok["dataset"] == dataset]
-        for measure, column in columns.items():
+        for measure, column in dataset_columns.items():
             values = {v: per_seed(in_dataset[in_dataset["variant_display"] == v], column) for v in variants}
             reference_values = values.get(reference) if reference is not None else None
             reference_mean = reference_values.mean() if reference_values is not None and len(reference_values) else math.nan
