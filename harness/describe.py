@@ -9,9 +9,10 @@ import os
 from harness.data import PreparedData
 from harness.experiment import probe_epoch_seconds
 from harness.ledger import grid_cells
-from harness.plan import plan_run
+from harness.plan import plan_run, set_aside_by_variant
 from harness.progress import duration
 from harness.spec import AblationSpec, Campaign, GridSpec, SweepSpec
+from models.registry import get_model
 
 
 def trial_settings(spec: Campaign) -> list[tuple[str, dict]]:
@@ -54,7 +55,14 @@ def _grid_lines(spec: GridSpec) -> list[str]:
     lines.append(f"  base: {json.dumps(dict(spec.base))}")
     lines += [f"  base of {dataset} from {spec.base_from}: {json.dumps(dict(base))}" for dataset, base in spec.dataset_base.items()]
     if isinstance(spec, AblationSpec):
-        lines += [f"  variant {display}: {json.dumps(dict(overrides))}" for display, overrides in spec.variants.items()]
+        entry = get_model(spec.model)
+        for display, overrides in spec.variants.items():
+            variant, _ = entry.split_variant(overrides)
+            switches = f" (switches {json.dumps(dict(variant.switches))})" if variant.switches else ""
+            lines.append(f"  variant {display}: {json.dumps(dict(overrides))}{switches}")
+            replaced = {name: values for dataset in spec.datasets
+                        for name, values in set_aside_by_variant(spec.model, spec.settings_for(dataset, display, 0)).items()}
+            lines += [f"    (the variant sets {name} = {json.dumps(new)} over the base's {json.dumps(given)})" for name, (given, new) in replaced.items()]
     else:
         lines += [f"  vary {name}: {json.dumps(list(values))}" for name, values in spec.vary.items()]
         lines += [f"  skipped {s['parameter']}={s['value']} on {s['dataset']}: {s['reason']}" for s in spec.skipped]
@@ -79,7 +87,9 @@ def dry_run_cost(spec: Campaign, datasets: dict[str, PreparedData]) -> str:
     text = f"cost: {spec.total_trials} trials x up to {epochs} epochs = {budget:,} epochs"
     if isinstance(spec, SweepSpec) and spec.scheduler.type == "asha":
         text += " (fewer: ASHA stops many trials early)"
-    first = dict(trial_settings(spec))
+    first: dict[str, dict] = {}
+    for dataset, settings in trial_settings(spec):
+        first.setdefault(dataset, settings)
     seconds = {name: probe_epoch_seconds(plan_run(spec.model, first[name]), data) for name, data in datasets.items()}
     per_trial = sum(seconds.values()) / len(seconds) * epochs
     slots = local_slots(spec)

@@ -67,3 +67,11 @@ def teacher_plan(plan: RunPlan) -> RunPlan | None:
         return None
     shared = {k: getattr(plan.train_config, k) for k in TEACHER_SHARED_TRAIN_FIELDS}
     return plan_run(link.model, {**overrides, **shared})
+
+
+def set_aside_by_variant(model: str, settings: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Settings that the chosen variant replaces: {name: (given, the variant's value)}, e.g. an
+    ablation's base lambda1 = 4.2 that the variant w/o P-KD switches off. For --dry-run's plan."""
+    entry = get_model(model)
+    model_fields = set(field_names(entry.config_cls))
+    return entry.variant_overrides({k: v for k, v in settings.items() if k in model_fields})

@@ -81,10 +81,22 @@ def test_no_cache_flag_runs_every_trial_again(tmp_path):
     assert len(list(tmp_path.glob("tiny.replaced-*"))) == 2  # --fresh keeps the earlier folders
 
 
-def test_lightst_smoke_campaign_trains_one_teacher_per_dataset_and_seed(tmp_path):
-    smoke("lightst", tmp_path, "--no-report")
+def test_lightst_ablation_on_a_sweeps_best_yaml_ablates_every_variant_and_trains_one_teacher_per_seed(tmp_path):
+    # A sweep's best.yaml with searched, non-zero distillation weights: no variant may train the
+    # full model under its own name (the variants' switches win over the base).
+    (tmp_path / "best.yaml").write_text("model: lightst\nsmoke: true\nconfig: {lambda1: 4.2, lambda2: 0.37}\n")
+    spec = tmp_path / "lightst.yaml"
+    spec.write_text((ROOT / "ablations" / "lightst.yaml").read_text().replace("base_from: null", f"base_from: {tmp_path / 'best.yaml'}"))
+    done = run_command("harness.ablate", str(spec), "--smoke", "--storage", str(tmp_path), "--no-report", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     trials = pd.read_csv(tmp_path / "lightst-ablation-smoke" / "trials.csv")
     assert len(trials) == 7 * 2 and (trials["status"] == "ok").all()
+    assert (trials["config.lambda1"] == 4.2).all() and not trials["cached"].any()
+    switches = ["config.prediction_kd", "config.spatial_kd", "config.temporal_kd", "config.predictor"]
+    seed0 = trials[trials["seed"] == 0].set_index("variant")
+    assert len(seed0[switches].drop_duplicates()) == 7, seed0[switches]  # every variant resolves differently
+    assert seed0["test_mae"].nunique() == 7, seed0["test_mae"]  # and gives its own result
+    assert not seed0.loc["wo_p_kd", "config.prediction_kd"] and not seed0.loc["student_only", ["config.spatial_kd", "config.temporal_kd"]].any()
     needing = trials[trials["variant"] != "student_only"]
     assert (trials.loc[trials["variant"] == "student_only", "teacher"] == "none").all()
     assert (needing.groupby("seed")["teacher"].apply(lambda s: (s == "trained").sum()) == 1).all()
