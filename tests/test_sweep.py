@@ -334,3 +334,35 @@ def test_a_setting_combination_the_model_refuses_fails_one_trial_and_the_campaig
     assert (trials.loc[trials["status"] != "failed", "status"] == "ok").all()
     assert (tmp_path / "combination" / "best.yaml").is_file() and (tmp_path / "combination" / "curves.csv").is_file()
     assert "invalid settings: hidden: 36 is not divisible by heads=8" in done.stdout
+
+
+ONE_AT_A_TIME = """\
+name: oat
+model: stid
+datasets: [synthetic]
+data_options: {nodes: 6, days: 4}
+seeds: [0, 1]
+base: {max_epochs: 2, max_batches_per_epoch: 5, batch_size: 16, num_layers: 2}
+vary:
+  num_layers: [1, 2, 3]
+  embed_dim: [16, 64]
+  dropout: [0.0, 1.5]
+max_concurrent: 2
+"""
+
+
+def test_a_one_at_a_time_study_trains_its_base_once_per_seed_and_lists_what_it_skipped(tmp_path):
+    spec = tmp_path / "oat.yaml"
+    spec.write_text(ONE_AT_A_TIME)
+    done = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "skipped dropout=1.5 on synthetic: dropout: must be in [0, 1)" in done.stdout
+    trials = pd.read_csv(tmp_path / "oat" / "trials.csv")
+    # per seed: the base, num_layers 1 and 3, embed_dim 16 and 64 (the base's 32 is neither), dropout 0.0
+    assert len(trials) == 2 * 6 and (trials["status"] == "ok").all()
+    assert sorted(trials.loc[trials["seed"] == 0, "cell"]) == sorted(
+        f"{label} | synthetic | seed 0" for label in ("base", "num_layers=1", "num_layers=3", "embed_dim=16", "embed_dim=64", "dropout=0.0"))
+    manifest = json.loads((tmp_path / "oat" / "manifest.json").read_text())
+    assert manifest["kind"] == "sensitivity" and [s["value"] for s in manifest["skipped"]] == [1.5]
+    figure = (tmp_path / "oat" / "report" / "sensitivity_mae.png")
+    assert figure.is_file() and "dropout" in (tmp_path / "oat" / "report" / "index.md").read_text()
