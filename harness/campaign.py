@@ -53,7 +53,7 @@ class RunOptions:
     dry_run: bool = False
     use_cache: bool = True
     report: bool = True
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # None: by time (harness.trial.CHECKPOINT_INTERVAL_S)
     command: str = ""  # the command line as typed, for the resume hint
 
 

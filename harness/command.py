@@ -46,8 +46,9 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     how.add_argument("--max-concurrent", type=int, help="trials running at once (instead of max_concurrent)")
     how.add_argument("--cpus-per-trial", type=float, help="CPUs each trial reserves (instead of resources.cpu)")
     how.add_argument("--gpus-per-trial", type=float, help="GPUs each trial reserves; fractions allowed: 0.25 puts 4 trials on one GPU")
-    how.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
-                     help="save a trial checkpoint every N epochs (default 1; more is faster, a crash then repeats up to N-1 epochs)")
+    how.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="save a trial checkpoint every N epochs (default: after the first epoch that ends 30 s or more after the "
+                          "last checkpoint, so a crash repeats at most about 30 s of training and short trials save none)")
     return parser
 
 
@@ -80,7 +81,7 @@ def parse_command(kind: str, argv: Sequence[str] | None) -> tuple[Campaign, RunO
     options = RunOptions(
         address=args.address, storage=args.storage, resume=args.resume, fresh=args.fresh, dry_run=args.dry_run,
         use_cache=not args.no_cache, report=not args.no_report,
-        checkpoint_every=_at_least(args.checkpoint_every, 1, "--checkpoint-every"),
+        checkpoint_every=None if args.checkpoint_every is None else int(_at_least(args.checkpoint_every, 1, "--checkpoint-every")),
         command=shlex.join(["python", "-m", PROGRAMS[kind], *(sys.argv[1:] if argv is None else argv)]),
     )
     return dataclasses.replace(spec, **changes), options

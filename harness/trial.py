@@ -20,6 +20,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from harness.loop import TrainState
 from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"
+CHECKPOINT_INTERVAL_S = 30.0
 PROGRESS_FOLDER = "progress"
 
 
@@ -47,7 +49,9 @@ class TrialContext:
     """What every trial of a campaign shares (small, picklable).
 
     fixed: a sweep's fixed settings (grid cells carry their own); checkpoint_every: save a
-    checkpoint every N epochs (and always at the last one).
+    checkpoint every N epochs, or (None) at the end of the first epoch that ends
+    CHECKPOINT_INTERVAL_S or more after the trial's last checkpoint (or its start), so that a
+    crash costs at most that much training and short trials pay nothing for checkpoints.
     """
 
     campaign: str
@@ -57,7 +61,7 @@ class TrialContext:
     storage_root: str
     code_version: str
     use_cache: bool = True
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,15 @@ class EpochReporter:
     def __init__(self, record: TrialRecord, context: TrialContext, max_epochs: int, patience: int):
         self.record, self.context, self.max_epochs, self.patience = record, context, max_epochs, patience
         self.path = progress_path(Path(context.campaign_dir), record.trial_id)
+        self.last_checkpoint = time.monotonic()
+
+    def checkpoint_due(self, epoch: int, last: bool) -> bool:
+        """Whether this epoch leaves a checkpoint (never the last: the trial's record follows)."""
+        if last:
+            return False
+        if self.context.checkpoint_every is not None:
+            return epoch % self.context.checkpoint_every == 0
+        return time.monotonic() - self.last_checkpoint >= CHECKPOINT_INTERVAL_S
 
     def __call__(self, row: dict[str, Any], state: TrainState) -> None:
         snapshot = dataclasses.replace(self.record, epochs=state.epoch, best_epoch=state.best_epoch or None, curve=list(state.history))
@@ -140,12 +153,13 @@ class EpochReporter:
         # multi-objective sweep may optimise are only measured at the end, so they are NaN here.
         last = state.epoch >= self.max_epochs or state.bad_epochs >= self.patience  # no epoch follows this one
         metrics = {**row, **{name: math.nan for name in COST_COLUMNS}, "final": False, "last": last}
-        if state.epoch % self.context.checkpoint_every and not last:
+        if not self.checkpoint_due(state.epoch, last):
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
             torch.save(state.to_dict(), Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        self.last_checkpoint = time.monotonic()
 
 
 def write_record_to(path: Path, record: TrialRecord) -> None:

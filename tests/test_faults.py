@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
@@ -140,22 +141,32 @@ def test_repeated_kills_at_any_moment_never_leave_half_a_file_and_resume_finishe
         if (campaign / "trials.csv").exists():
             pd.read_csv(campaign / "trials.csv")
         kept.update(final(campaign))
+    # The last kill also lost every checkpoint (as when it lands while Tune rotates them):
+    # trials whose snapshot names one run again from the start instead of failing.
+    for checkpoint in (campaign / "ray").glob("*/*/checkpoint_*"):
+        shutil.rmtree(checkpoint)
     done = resume("harness.sweep", spec, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert_complete(campaign, 4, kept)
+    manifest = json.loads((campaign / "manifest.json").read_text())
+    assert len(manifest["resumed"]) == 2 and manifest["trials"] == {"ok": 4}
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(campaign / "optuna_journal.log")))
+    study = optuna.load_study(study_name="tiny/synthetic", storage=storage)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4  # the live study agrees with the records
+    assert not any(t.state.name == "RUNNING" for t in study.trials)
 
 
 def test_a_lost_or_damaged_checkpoint_restarts_its_trial_and_says_so(tmp_path):
     spec = write_spec(tmp_path, SWEEP.replace("max_epochs: 4", "max_epochs: 8").replace("max_concurrent: 2", "max_concurrent: 1"))
     campaign = tmp_path / "tiny"
-    driver = start("harness.sweep", spec, tmp_path)
+    driver = start("harness.sweep", spec, tmp_path, "--checkpoint-every", "1")
     checkpoints = lambda: list((campaign / "ray").glob("*/*/checkpoint_*/train_state.pt"))  # noqa: E731
     wait_until(lambda: any(not r["status"] in FINAL for r in records(campaign).values()) and checkpoints(), what="a checkpoint")
     kill(driver)
     running = [k for k, v in records(campaign).items() if v["status"] not in FINAL]
     for path in checkpoints():
         path.write_bytes(b"this is not a checkpoint")
-    done = resume("harness.sweep", spec, tmp_path)
+    done = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), "--no-report", "--resume", "--checkpoint-every", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert_complete(campaign, 4)
     restarted = [records(campaign)[k] for k in running if k in records(campaign)]
@@ -163,7 +174,7 @@ def test_a_lost_or_damaged_checkpoint_restarts_its_trial_and_says_so(tmp_path):
 
 
 def test_sigterm_stops_cleanly_records_every_trial_and_prints_the_resume_command(tmp_path):
-    spec = write_spec(tmp_path)
+    spec = write_spec(tmp_path, SWEEP.replace("max_epochs: 4", "max_epochs: 12"))
     campaign = tmp_path / "tiny"
     driver = start("harness.sweep", spec, tmp_path)
     wait_until(lambda: len(final(campaign)) >= 1, what="a finished trial")
@@ -173,15 +184,13 @@ def test_sigterm_stops_cleanly_records_every_trial_and_prints_the_resume_command
     assert "Traceback" not in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("interrupted: ") and last.endswith("--resume"), last
-    assert all(r["status"] in (*FINAL, "interrupted") for r in records(campaign).values())
-    kept = final(campaign)
-    done = subprocess.run(last.split("resume with: ")[1], shell=True, cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert_complete(campaign, 4, kept)
+    statuses = [r["status"] for r in records(campaign).values()]
+    assert "interrupted" in statuses and set(statuses) <= {*FINAL, "interrupted"}  # (resuming is the Ctrl-C test's)
+    assert json.loads((campaign / "manifest.json").read_text())["status"] == "interrupted"
 
 
 def test_a_second_driver_of_the_same_campaign_is_refused_and_a_dead_drivers_lock_is_broken(tmp_path):
-    spec = write_spec(tmp_path, SWEEP.replace("max_epochs: 4", "max_epochs: 30"))
+    spec = write_spec(tmp_path, SWEEP.replace("max_epochs: 4", "max_epochs: 10"))
     campaign = tmp_path / "tiny"
     first = start("harness.sweep", spec, tmp_path)
     try:
@@ -305,7 +314,7 @@ def test_a_machine_lost_mid_campaign_is_in_the_records_and_one_quiet_line_on_the
         (worker_raylet,) = raylets() - before
         spec = write_spec(tmp_path, SWEEP.replace("num_samples: 4", "num_samples: 2").replace("max_epochs: 4", "max_epochs: 25"))
         campaign = tmp_path / "tiny"
-        driver = start("harness.sweep", spec, tmp_path, "--address", "127.0.0.1:6412", RAY_AUTH_MODE="disabled")
+        driver = start("harness.sweep", spec, tmp_path, "--address", "127.0.0.1:6412", "--checkpoint-every", "1", RAY_AUTH_MODE="disabled")
         progress = lambda: [json.loads(p.read_text()) for p in (campaign / "records" / "progress").glob("*.json")]  # noqa: E731
         wait_until(lambda: len(progress()) == 2 and all(r["epochs"] >= 2 for r in progress()), what="both trials past epoch 2")
         subprocess.run(["pkill", "-9", "-P", worker_raylet])  # the machine's workers and its raylet, gone

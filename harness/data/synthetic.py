@@ -25,7 +25,6 @@ from dataclasses import replace
 
 import numpy as np
 from scipy import sparse
-from scipy.signal import lfilter
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from harness.data.errors import DataError
@@ -266,6 +265,8 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, ...], coefficient: float, s
     """Float32 AR(1) noise along axis 0 with stationary standard deviation `std`."""
     innovations = rng.standard_normal(shape, dtype=np.float32) * np.float32(std * np.sqrt(1 - coefficient**2))
     innovations[0] /= np.float32(np.sqrt(1 - coefficient**2))  # start in the stationary state
+    from scipy.signal import lfilter  # imported here: scipy.signal alone takes most of a second to import
+
     feedback = np.array([1.0, -coefficient], dtype=np.float32)  # float32 taps keep lfilter in float32
     return lfilter(np.ones(1, dtype=np.float32), feedback, innovations, axis=0)
 
