@@ -137,6 +137,10 @@ def main() -> None:
         label = f"{name} ({model_name}/{variant})"
         train, infer = statistics.median(train_ms[name]), statistics.median(inference_ms[name])
         print(f"  {label:<38} {count_parameters(models[name]):>9,} {train:>10.1f} {infer:>10.1f}")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        train_steps["full"]()
+        print(f"peak GPU memory of a full-model train step: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MB")
     print(f"inference-step time ratio full/dense: {paired_ratio(inference_ms['full'], inference_ms['dense']):.2f}")
     print(f"train-step time ratio full/dense: {paired_ratio(train_ms['full'], train_ms['dense']):.2f} (target <= 0.6)")
 

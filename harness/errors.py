@@ -8,6 +8,7 @@ Ray trial raises them in a worker and the driver unpickles them.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -28,9 +29,16 @@ class SpecError(UsageError):
         return type(self), (self.source, self.where, self.message)
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as commands show them: 'warning: <message>', without the source line."""
+    return f"warning: {message}\n"
+
+
 def run_command(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None,
                 bad_input: tuple[type[Exception], ...] = (UsageError,)) -> int:
-    """Run a command's main(), turning bad input into a one-line error and exit code 2."""
+    """Run a command's main(), turning bad input into a one-line error and exit code 2, and
+    warnings into one line each."""
+    warnings.formatwarning = one_line_warning
     try:
         return main(argv)
     except bad_input as error:

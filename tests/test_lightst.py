@@ -581,3 +581,14 @@ def test_short_distillation_run_on_synthetic_data_learns():
     for term in ("loss_kl", "loss_spatial", "loss_temporal"):
         assert all(np.isfinite(epoch[term]) for epoch in result.history)
     assert result.history[-1]["loss_temporal"] < result.history[0]["loss_temporal"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_teacher_and_distilled_student_train_on_cuda():
+    data = prepare(generate_synthetic(num_nodes=8, num_steps=288 * 3, seed=0))
+    teacher = build_model("lightst_teacher", data.meta(), {"hidden": 8}).cuda()
+    student = build_model("lightst", data.meta(), {"teacher_hidden": 8}, teacher=teacher).cuda()
+    x, _ = data.split("train").batch(np.arange(4))
+    out = student(torch.from_numpy(x).cuda())
+    (out.prediction.mean() + out.aux_loss).backward()
+    assert out.prediction.device.type == "cuda" and out.aux_loss.item() > 0

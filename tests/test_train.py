@@ -230,3 +230,11 @@ def test_stid_trains_as_basicts_does_on_pems04_all_epochs_without_early_stopping
     assert (train.lr, train.weight_decay, train.batch_size, train.grad_clip) == (2e-3, 1e-4, 64, 5.0)
     assert (train.lr_schedule, train.lr_milestones, train.lr_gamma) == ("multistep", (1, 50, 80), 0.5)
     assert train.max_epochs == 100 and train.patience >= train.max_epochs  # every epoch runs; the best weights are kept
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_run_on_cuda_trains_there_and_measures_the_allocator_peak(data):
+    fields = run_planned(plan_run("stid", {**SETTINGS, "device": "cuda"}), data).fields
+    assert fields["status"] == "ok" and fields["peak_mem_mb"] > 0
+    small = run_planned(plan_run("stid", {**SETTINGS, "device": "cuda", "embed_dim": 8}), data).fields
+    assert small["peak_mem_mb"] < fields["peak_mem_mb"]  # the peak is this run's, not the process's
