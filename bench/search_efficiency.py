@@ -37,7 +37,7 @@ from ray import tune  # noqa: E402
 
 from harness.records import read_records  # noqa: E402
 from harness.spec import Overrides, Scheduler, parse_sweep  # noqa: E402
-from harness.tuner import PerDatasetScheduler, dataset_studies  # noqa: E402
+from harness.search import PerDatasetScheduler, dataset_studies  # noqa: E402
 
 GRID = """\
 name: bench-grid

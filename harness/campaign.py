@@ -10,12 +10,9 @@ them as interrupted and prints the command that resumes the campaign.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import shutil
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,17 +24,12 @@ from harness.data import PreparedData, load_series, prepare
 from harness.describe import describe_plan, dry_run_cost, epochs_per_trial
 from harness.errors import UsageError
 from harness.ledger import Owed, owed, set_aside_unfinished
-from harness.locks import HeartbeatLock, LockWatch, read_owner
+from harness.manifest import MANIFEST, finish_manifest, new_manifest, read_manifest
 from harness.progress import Progress
-from harness.provenance import git_sha, result_code_version, versions
-from harness.records import RECORDS_FOLDER, TrialRecord, now, read_records, write_json
+from harness.records import RECORDS_FOLDER, TrialRecord, read_records, write_json
 from harness.spec import Campaign, SweepSpec, identity_difference
+from harness.storage import CampaignLock, reserve_space, set_aside, storage_root
 
-MANIFEST = "manifest.json"
-LOCK_FILE = ".driver.lock"
-RESERVE_FILE = ".reserved-space"
-RESERVE_BASE, RESERVE_PER_TRIAL, RESERVE_MAX = 4 * 2**20, 20 * 2**10, 64 * 2**20
-MIN_FREE_ENV = "HARNESS_MIN_FREE_MB"  # storage with less free space is refused up front (default 200)
 EXIT_INCOMPLETE = 1
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -57,40 +49,6 @@ class RunOptions:
     command: str = ""  # the command line as typed, for the resume hint
 
 
-# --------------------------------------------------------------------------------------------
-# Before anything expensive: storage, the campaign folder, the data.
-
-
-def storage_root(storage: str | None) -> Path:
-    """The results folder: checked to be (or to be creatable as) a writable folder with room."""
-    if storage and "://" in storage:
-        raise UsageError(f"--storage {storage}: URI storage is not supported yet; mount it (e.g. NFS, s3fs) and pass the folder")
-    root = Path(storage or "results").expanduser().resolve()
-    existing = next(p for p in [root, *root.parents] if p.exists())
-    if not existing.is_dir():
-        raise UsageError(f"--storage {root}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage {root}: {existing} is not writable")
-    free_mb, needed = shutil.disk_usage(existing).free / 2**20, float(os.environ.get(MIN_FREE_ENV, 200))
-    if free_mb < needed:
-        raise UsageError(f"--storage {root}: only {free_mb:.0f} MB free on its disk; a campaign needs at least {needed:g} MB")
-    return root
-
-
-def read_manifest(campaign_dir: Path) -> dict[str, Any] | None:
-    """The campaign's manifest, None when there is none; UsageError when it is unreadable."""
-    path = campaign_dir / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UsageError(f"{path}: unreadable ({error}); move the folder aside or use another name") from None
-    if not isinstance(manifest, dict):
-        raise UsageError(f"{path}: not a manifest (expected a JSON object)")
-    return manifest
-
-
 def check_start(spec: Campaign, options: RunOptions, campaign_dir: Path, manifest: dict[str, Any] | None) -> None:
     """A new campaign needs an unused folder; --resume needs the same campaign in it."""
     if options.resume:
@@ -106,13 +64,6 @@ def check_start(spec: Campaign, options: RunOptions, campaign_dir: Path, manifes
                          f"add --resume to continue it, --fresh to start it again (the old folder is kept), or use another name")
 
 
-def set_aside(campaign_dir: Path) -> Path:
-    """--fresh: move an existing campaign folder out of the way (nothing is deleted)."""
-    target = campaign_dir.with_name(f"{campaign_dir.name}.replaced-{now().replace(':', '')}")
-    campaign_dir.rename(target)
-    return target
-
-
 def load_datasets(spec: Campaign, log: Callable[[str], None]) -> dict[str, PreparedData]:
     """Load and prepare every dataset once, in the driver (a DataError stops before Ray starts)."""
     prepared = {}
@@ -124,87 +75,6 @@ def load_datasets(spec: Campaign, log: Callable[[str], None]) -> dict[str, Prepa
         log(f"dataset {name}: {series.values.shape[1]} nodes x {series.values.shape[0]} steps ({series.source}); "
             f"samples {counts['train']}/{counts['val']}/{counts['test']}; {time.perf_counter() - started:.1f}s")
     return prepared
-
-
-class CampaignLock:
-    """One driver per campaign folder: a second run of the same campaign is refused in one line;
-    the lock of a driver that died is broken."""
-
-    def __init__(self, campaign_dir: Path):
-        self.path = campaign_dir / LOCK_FILE
-        self.lock: HeartbeatLock | None = None
-
-    def __enter__(self) -> CampaignLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = HeartbeatLock.acquire(self.path, heartbeat_s=5.0)
-        if self.lock is None:
-            watch = LockWatch(self.path, stale_after_s=30.0)
-            stale = watch.stale_reason()
-            owner = read_owner(self.path)
-            if stale is None or "no longer running" not in stale:
-                raise UsageError(f"{self.path.parent}: another driver is running this campaign ({owner or 'unknown'}); "
-                                 f"wait for it to finish, or stop it first")
-            watch.break_if_unchanged()
-            self.lock = HeartbeatLock.acquire(self.path, heartbeat_s=5.0)
-            if self.lock is None:
-                raise UsageError(f"{self.path.parent}: another driver just started this campaign")
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.lock is not None:
-            self.lock.release()
-
-
-# --------------------------------------------------------------------------------------------
-# The manifest.
-
-
-def dataset_facts(data: PreparedData) -> dict[str, Any]:
-    """What the report needs to know of a dataset without reading it."""
-    meta = data.meta()
-    return {"fingerprint": data.fingerprint, "nodes": meta.num_nodes, "steps": int(data.raw.shape[0]), "samples": data.num_samples(),
-            "signal": data.info.signal, "interval_minutes": data.info.interval_minutes, "steps_per_day": meta.steps_per_day}
-
-
-def model_facts(model: str) -> dict[str, Any]:
-    """What the report needs to know of the model: its efficiency reference."""
-    from models.registry import get_model
-
-    entry = get_model(model)
-    return {"speed_reference": entry.speed_reference, "variants": {v.name: v.display for v in entry.variants}}
-
-
-def new_manifest(spec: Campaign, options: RunOptions, previous: dict[str, Any] | None, datasets: dict[str, PreparedData], address: str) -> dict[str, Any]:
-    """The manifest of this run of the campaign (a resumed campaign keeps its start and runs)."""
-    previous = previous or {}
-    return {
-        "campaign": spec.name,
-        "kind": spec.kind,
-        "status": "running",
-        "spec": dict(spec.raw),
-        "identity": spec.identity(),
-        "spec_file": str(Path(spec.source).resolve()),
-        "planned_trials": spec.total_trials,
-        "skipped": [dict(s) for s in getattr(spec, "skipped", ())],
-        "versions": versions(),
-        "git_sha": git_sha(),
-        "code_version": result_code_version(),
-        "datasets": {name: dataset_facts(d) for name, d in datasets.items()},
-        "model": model_facts(spec.model),
-        "ray": {"address": address},
-        "runs": list(previous.get("runs", [])),
-        "started": previous.get("started", now()),
-        "resumed": [*previous.get("resumed", []), now()] if options.resume else [],
-        "finished": None,
-        "command": options.command,
-    }
-
-
-def finish_manifest(path: Path, manifest: dict[str, Any], status: str, records: list[TrialRecord]) -> None:
-    """Stamp the manifest with the campaign's state and its trials' statuses."""
-    manifest.update(status=status, finished=now() if status == "finished" else None,
-                    trials=dict(Counter(r.status for r in records)))
-    write_json(path, manifest)
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,7 +111,9 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
     import ray
 
     from harness.trial import TrialContext
-    from harness.tuner import Cluster, Interrupts, RecordKeeper, TunerRun, fail_stale_study_trials, restorable, run, start_ray
+    from harness.keeper import RecordKeeper
+    from harness.search import fail_stale_study_trials
+    from harness.tuner import Cluster, Interrupts, TunerRun, restorable, run, start_ray
 
     address = options.address or os.environ.get("RAY_ADDRESS") or "local"
     for leftover in (campaign_dir / RECORDS_FOLDER).glob("**/.*.tmp"):  # a write a kill cut short; the file it replaces is whole
@@ -256,7 +128,7 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
         log(f"ray: {cluster.nodes} node(s), {cluster.cpus:g} cpu, {cluster.gpus:g} gpu; up to {slots} trial(s) at once; results in {campaign_dir}")
         if spec.max_concurrent * spec.resources.cpu > cluster.cpus:
             log(f"warning: max_concurrent {spec.max_concurrent} x {spec.resources.cpu:g} cpu asks for more than the {cluster.cpus:g} cpu Ray has; at most {slots} trial(s) run at once")
-        manifest = new_manifest(spec, options, previous, datasets, address)
+        manifest = new_manifest(spec, previous, datasets, address, options.resume, options.command)
         manifest_path = campaign_dir / MANIFEST
         write_json(manifest_path, manifest)
         context = TrialContext(
@@ -307,20 +179,6 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
     except OSError as error:
         log(f"warning: could not update {MANIFEST} ({error.strerror})")
     return summarise(spec, campaign_dir, records, todo, status, interrupts, options, log)
-
-
-def reserve_space(campaign_dir: Path, trials: int) -> Path:
-    """Set disk space aside for the campaign's last records: given back when the disk fills up,
-    so that every trial's record can still be written (4 MB and 20 kB a trial, at most 64 MB)."""
-    path = campaign_dir / RESERVE_FILE
-    size = min(RESERVE_BASE + RESERVE_PER_TRIAL * trials, RESERVE_MAX)
-    try:
-        with open(path, "wb") as handle:
-            os.posix_fallocate(handle.fileno(), 0, size)
-    except OSError as error:
-        path.unlink(missing_ok=True)
-        raise UsageError(f"--storage {campaign_dir.parent}: cannot set {size // 2**20} MB aside for the records ({error.strerror})") from None
-    return path
 
 
 def resume_command(options: RunOptions) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.spec import Campaign, SweepSpec
-from harness.tuner import LiveCallback, trial_error
+from harness.keeper import LiveCallback, trial_error
 
 HEARTBEAT_S = 30.0
 

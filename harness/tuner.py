@@ -1,57 +1,37 @@
-"""Everything Ray on the driver side: starting Ray, the Tuner with its searcher and scheduler,
-restoring it on --resume, the callback that writes the records only the driver can write, and
-stopping cleanly on Ctrl-C or SIGTERM.
+"""Ray on the driver side: starting Ray (or joining a cluster), one run of the campaign's Tuner
+(fresh, or restored on --resume), and stopping it cleanly on Ctrl-C, SIGTERM or a full disk.
 
 A campaign is one Tuner run at a time under <campaign>/ray/run-<n>. A sweep's Tuner serves every
-dataset at once: `DatasetStudies` asks one Optuna study per dataset in turn (each study in the
-campaign's live journal) and `PerDatasetScheduler` gives each dataset its own ASHA, so a cluster
-never idles while one dataset's last trials finish and no dataset's trials are pruned by
-another's scale of error. A grid campaign's Tuner runs its cells (`harness.ledger`).
+dataset at once with the searcher and scheduler of `harness.search`; a grid campaign's Tuner runs
+its cells (`harness.ledger`); the records only the driver can write come from `harness.keeper`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
 import math
 import os
-import pickle
 import signal
 import socket
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from harness.data import PreparedData
 from harness.errors import UsageError
-from harness.ledger import CELL_KEY, DATASET_KEY, Cell, Owed
-from harness.outputs import write_outputs
-from harness.records import TrialRecord, read_records, write_json, write_record
-from harness.space import DefineByRun, make_sampler
+from harness.keeper import one_line
+from harness.ledger import CELL_KEY, Cell, Owed
+from harness.search import PerDatasetScheduler, dataset_studies
 from harness.spec import Campaign, SweepSpec
-from harness.trial import TrialContext, latest_known, progress_path, run_trial, trial_request
+from harness.trial import TrialContext, run_trial
 
 RUNS_FOLDER = "ray"
-JOURNAL_FILE = "optuna_journal.log"
 DRIVER_LOG = "ray-driver.log"
-DERIVE_EVERY_S = 10.0
 RESULT_BUFFER_LENGTH, RESULT_BUFFER_S = 64, 1.0
-# What Tune says when a trial's snapshot names a checkpoint that a kill caught mid-rotation,
-# and what the records and the console say instead.
-LOST_CHECKPOINT = "does not exist on storage anymore"
-LOST_CHECKPOINT_TEXT = "its newest checkpoint was lost when the driver died"
-DISK_FULL = "No space left on device"
-LOST_WORKER = ("ActorUnavailableError", "ActorDiedError", "NodeDiedError", "OwnerDiedError", "WorkerCrashedError")
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,330 +122,12 @@ class Cluster:
             )
 
 
-def one_line(error: object) -> str:
-    """The last meaningful line of an error or traceback text."""
-    text = str(error).strip().splitlines()
-    return next((line.strip() for line in reversed(text) if line.strip()), type(error).__name__ if error else "")
-
-
 # --------------------------------------------------------------------------------------------
 # Search: one Optuna study per dataset, served by one searcher.
 
 
-class RecordedOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells its study what the records say: a trial the scheduler stopped is
-    PRUNED (not COMPLETE with an early epoch's value), a trial that failed or diverged FAILs,
-    and every trial carries its Tune id and status as user attributes. A trial the study
-    already holds as finished (it ended after the searcher's last saved state, before a crash)
-    is left as it is."""
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self._ot_trials and not result.get("final"):
-            try:
-                super().on_trial_result(trial_id, result)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or trial_id in self._completed_trials:
-            return  # a trial restored after its searcher state was saved: nothing to tell
-        result = result or {}
-        status = result.get("status") if result.get("final") else ("failed" if error else "pruned")
-        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        values = [result.get(m) for m in metrics]
-        finished = status == "ok" and all(v is not None and math.isfinite(v) for v in values)
-        try:
-            ot_trial.set_user_attr("tune_trial_id", trial_id)
-            ot_trial.set_user_attr("status", status if finished or status != "ok" else "failed")
-            if finished:
-                self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
-            else:
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
-        self._completed_trials.add(trial_id)
-
-
-class DatasetStudies(Searcher):
-    """Serves one Optuna study per dataset from one Tuner: suggestions go round the datasets
-    that still have budget; results go back to the study their trial came from."""
-
-    def __init__(self, studies: dict[str, RecordedOptunaSearch], budgets: dict[str, int], metric: str | list[str], mode: str | list[str]):
-        super().__init__(metric=metric, mode=mode)
-        self.studies = studies
-        self.budgets = dict(budgets)
-        self.owner: dict[str, str] = {}
-        self._turn = 0
-
-    def suggest(self, trial_id: str) -> dict | None:
-        open_datasets = [d for d, n in self.budgets.items() if n > 0]
-        if not open_datasets:
-            return Searcher.FINISHED
-        dataset = open_datasets[self._turn % len(open_datasets)]
-        self._turn += 1
-        config = self.studies[dataset].suggest(trial_id)
-        if config is None or config == Searcher.FINISHED:
-            return config
-        self.budgets[dataset] -= 1
-        self.owner[trial_id] = dataset
-        return {**config, DATASET_KEY: dataset}
-
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.owner:
-            self.studies[self.owner[trial_id]].on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self.owner:
-            self.studies[self.owner[trial_id]].on_trial_complete(trial_id, result, error)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__.copy(), handle)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
-
-
-def journal_storage(campaign_dir: Path) -> optuna.storages.JournalStorage:
-    """The campaign's live Optuna journal (`optuna-dashboard <campaign>/optuna_journal.log`)."""
-    backend = optuna.storages.journal.JournalFileBackend(str(Path(campaign_dir) / JOURNAL_FILE))
-    return optuna.storages.JournalStorage(backend)
-
-
-def study_name(spec: SweepSpec, dataset: str) -> str:
-    return f"{spec.name}/{dataset}"
-
-
-def dataset_studies(spec: SweepSpec, campaign_dir: Path, budgets: dict[str, int], retry: dict[str, list[dict[str, Any]]]) -> DatasetStudies:
-    """The searcher of a sweep: each dataset's study loaded from (or created in) the journal,
-    with the sampled values of unfinished trials queued first."""
-    metrics = [o.metric for o in spec.objectives]
-    modes = [o.mode for o in spec.objectives]
-    metric, mode = (metrics[0], modes[0]) if len(metrics) == 1 else (metrics, modes)
-    storage = journal_storage(campaign_dir)
-    studies = {}
-    for dataset, budget in budgets.items():
-        if budget <= 0:
-            continue
-        studies[dataset] = RecordedOptunaSearch(
-            space=DefineByRun(spec.space), metric=metric, mode=mode, sampler=make_sampler(spec),
-            study_name=study_name(spec, dataset), storage=storage, points_to_evaluate=retry.get(dataset) or None,
-        )
-    return DatasetStudies(studies, {d: n for d, n in budgets.items() if n > 0}, metric, mode)
-
-
-def fail_stale_study_trials(spec: SweepSpec, campaign_dir: Path) -> None:
-    """Trials a dead driver left RUNNING in the journal are marked FAIL (they were re-run)."""
-    storage = journal_storage(campaign_dir)
-    for dataset in spec.datasets:
-        try:
-            study = optuna.load_study(study_name=study_name(spec, dataset), storage=storage)
-        except KeyError:
-            continue
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-
-
-class PerDatasetScheduler(FIFOScheduler):
-    """ASHA per dataset: trials are only compared with trials of their own dataset."""
-
-    def __init__(self, grace_period: int, reduction_factor: float, metric: str, mode: str):
-        super().__init__()
-        self._supports_buffered_results = False  # ASHA decides on every epoch
-        self.options = {"time_attr": "training_iteration", "metric": metric, "mode": mode, "grace_period": grace_period,
-                        "reduction_factor": reduction_factor, "max_t": 100_000}  # max_t: max_epochs is the limit
-        self.by_dataset: dict[str, ASHAScheduler] = {}
-
-    def _for(self, trial) -> ASHAScheduler:
-        dataset = trial.config.get(DATASET_KEY, "")
-        if dataset not in self.by_dataset:
-            self.by_dataset[dataset] = ASHAScheduler(**self.options)
-        return self.by_dataset[dataset]
-
-    def on_trial_add(self, tune_controller, trial) -> None:
-        self._for(trial).on_trial_add(tune_controller, trial)
-
-    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get("final") or result.get("last"):
-            return TrialScheduler.CONTINUE  # its training is over: a trial is never pruned after its last epoch
-        return self._for(trial).on_trial_result(tune_controller, trial, result)
-
-    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        self._for(trial).on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_remove(self, tune_controller, trial) -> None:
-        self._for(trial).on_trial_remove(tune_controller, trial)
-
-    def debug_string(self) -> str:
-        return f"ASHA per dataset ({', '.join(self.by_dataset)})"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__.copy(), handle)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
-
-
 # --------------------------------------------------------------------------------------------
 # Records only the driver can write: pruned, crashed, retried and interrupted trials.
-
-_ACTIVE: dict[str, tune.Callback] = {}
-
-
-def _active_callback(key: str) -> tune.Callback:
-    """The running driver's callback for a key: what a restored Tuner's pickled callback becomes."""
-    return _ACTIVE.get(key) or tune.Callback()
-
-
-class LiveCallback(tune.Callback):
-    """A callback that Tune may pickle with the Tuner (tuner.pkl) and unpickle on --resume:
-    it pickles as its key only and comes back as the current driver's instance."""
-
-    def __init__(self, key: str):
-        self.key = key
-        _ACTIVE[key] = self
-
-    def __reduce__(self):
-        return _active_callback, (self.key,)
-
-
-class RecordKeeper(LiveCallback):
-    """Writes the records of trials that cannot write their own, and keeps the derived files
-    (trials.csv, curves.csv, best.yaml) current as trials end.
-
-    A full disk (ENOSPC, in a trial or here) stops the campaign: the space reserved at its start
-    (`reserve`) is given back so that every record can still be written, and `interrupts` is
-    asked to end the run. A write that fails for another reason is said in one line."""
-
-    def __init__(self, spec: Campaign, campaign_dir: Path, log: Callable[[str], None], interrupts: Interrupts, reserve: Path | None = None):
-        super().__init__(f"records:{campaign_dir}")
-        self.spec, self.campaign_dir, self.log = spec, Path(campaign_dir), log
-        self.interrupts, self.reserve = interrupts, reserve
-        self.running: dict[str, Any] = {}
-        self.last_derived = 0.0
-
-    def disk_full(self) -> None:
-        """Free the reserved space and stop the campaign: nothing more can be stored."""
-        if self.reserve is not None:
-            self.reserve.unlink(missing_ok=True)
-        self.interrupts.stop(f"the storage {self.campaign_dir.parent} is full (no space left on device)")
-
-    def write(self, record: TrialRecord, durable: bool = True) -> None:
-        """Write a record; on a full disk give back the reserve, stop the campaign and retry once."""
-        try:
-            write_record(self.campaign_dir, record, durable)
-        except OSError as error:
-            if error.errno != errno.ENOSPC:
-                self.log(f"warning: could not write the record of trial {record.trial_id} ({error.strerror})")
-                return
-            self.disk_full()
-            try:
-                write_record(self.campaign_dir, record, durable)
-            except OSError as again:
-                self.log(f"warning: could not write the record of trial {record.trial_id} ({again.strerror})")
-
-    def _known(self, trial) -> TrialRecord:
-        """What is on disk about a trial, or a record built from its Tune config alone."""
-        record = latest_known(self.campaign_dir, trial.trial_id)
-        if record is not None:
-            return record
-        request = trial_request(trial.config, dict(getattr(self.spec, "fixed", {})))
-        return TrialRecord(campaign=self.spec.name, trial_id=trial.trial_id, model=self.spec.model, dataset=request.dataset,
-                           variant_display=request.display, seed=request.seed, cell=request.cell, varied=request.varied,
-                           settings=request.settings)
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.running[trial.trial_id] = trial
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.running.pop(trial.trial_id, None)
-        on_disk = latest_known(self.campaign_dir, trial.trial_id)
-        if not (trial.last_result or {}).get("final") or on_disk is None or not on_disk.final:
-            record = self._known(trial)
-            best = min(record.curve, key=lambda row: row.get("val_mae", math.inf), default={})
-            val = {m: best.get(f"val_{m}") for m in ("mae", "rmse", "mape")} if best else {}
-            epochs = record.epochs or len(record.curve)
-            self.write(replace(record, val=val, epochs=epochs).finish("pruned", f"stopped by the scheduler after epoch {epochs}"))
-        self.derive()
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        error = trial_error(trial)
-        record = self._known(trial)
-        if record.final:
-            return  # it ended before the driver stopped; Tune's older snapshot does not know it
-        record = replace(record, status="running", retries=record.retries + 1, last_error=error)
-        if DISK_FULL in error:
-            self.disk_full()
-        self.write(record, durable=False)
-        if progress_path(self.campaign_dir, trial.trial_id).is_file():  # the retry starts from what is on disk
-            with contextlib.suppress(OSError):
-                write_json(progress_path(self.campaign_dir, trial.trial_id), record.to_dict(), durable=False)
-        what = "lost its worker or the machine it ran on" if error.startswith(LOST_WORKER) else f"failed ({error})"
-        self.log(f"trial {trial.trial_id} {what}; retrying ({record.retries}/{self.spec.max_failures})")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.running.pop(trial.trial_id, None)
-        error = trial_error(trial)
-        record = self._known(trial)
-        if record.final:
-            return  # it finished and wrote its record; what failed came after (or Tune restored it)
-        if error == LOST_CHECKPOINT_TEXT:
-            record = record.finish("interrupted", f"{LOST_CHECKPOINT_TEXT}; it runs again from the start")
-        else:
-            if DISK_FULL in error:
-                self.disk_full()
-            record = replace(record, last_error=error).finish("failed", error)
-        self.write(record)
-        self.derive()
-
-    def interrupted(self, reason: str) -> int:
-        """Record every trial still running as interrupted; returns how many."""
-        for trial in list(self.running.values()):
-            record = self._known(trial)
-            if not record.final:
-                self.write(record.finish("interrupted", reason))
-        count = len(self.running)
-        self.running.clear()
-        return count
-
-    def derive(self, force: bool = False) -> None:
-        """Regenerate the derived files, at most every DERIVE_EVERY_S unless forced."""
-        if not force and time.monotonic() - self.last_derived < DERIVE_EVERY_S:
-            return
-        self.last_derived = time.monotonic()
-        records, _ = read_records(self.campaign_dir)
-        try:
-            write_outputs(self.campaign_dir, self.spec, records)
-        except OSError as error:
-            if error.errno == errno.ENOSPC:
-                self.disk_full()
-            self.log(f"warning: could not update trials.csv / curves.csv ({error.strerror}); the records are what counts")
-
-
-def trial_error(trial) -> str:
-    """One line describing why a trial failed (from the error files Tune wrote for it)."""
-    error = None
-    try:
-        local = getattr(trial, "pickled_error_file", None)
-        if local and Path(local).is_file():
-            with open(local, "rb") as handle:
-                error = pickle.load(handle)
-        else:
-            error = trial.get_pickled_error()
-    except Exception:  # an exception class the driver cannot unpickle: fall back to the text
-        error = None
-    if error is not None:
-        cause = getattr(error, "cause", None) or error
-        text = f"{type(cause).__name__}: {one_line(cause)}"
-    else:
-        local = getattr(trial, "error_file", None)
-        text = one_line((Path(local).read_text() if local and Path(local).is_file() else trial.get_error()) or "unknown error")
-    return LOST_CHECKPOINT_TEXT if LOST_CHECKPOINT in text else text
-
 
 # --------------------------------------------------------------------------------------------
 # Interrupts.

@@ -29,7 +29,8 @@ from harness.records import (
 )
 from harness.spec import Overrides, parse_ablation, parse_sweep
 from harness.trial import TrialContext, progress_path, start_record, trial_request
-from harness.tuner import LOST_CHECKPOINT, Interrupts, RecordKeeper
+from harness.keeper import LOST_CHECKPOINT, RecordKeeper
+from harness.tuner import Interrupts
 from harness.data import DataError
 from models.base import ConfigError
 

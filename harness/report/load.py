@@ -22,8 +22,8 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.locks import process_alive, read_owner
+from harness.storage import LOCK_FILE
 from harness.records import (
-    CONFIG_PREFIX,
     COST_COLUMNS,
     IDENTITY_COLUMNS,
     INTEGER_COLUMNS,
@@ -37,7 +37,6 @@ from harness.records import (
     trials_frame,
 )
 
-DRIVER_LOCK = ".driver.lock"
 STATUS_OK = "ok"
 STATUS_PRUNED = "pruned"
 STATUS_ORDER = STATUSES
@@ -232,7 +231,7 @@ class Campaign:
 
 def driver_alive(campaign_dir: Path) -> bool:
     """Whether a driver holds the campaign's lock and (on this host) its process still runs."""
-    lock = campaign_dir / DRIVER_LOCK
+    lock = campaign_dir / LOCK_FILE
     owner = read_owner(lock) if lock.is_file() else None
     if owner is None:
         return False

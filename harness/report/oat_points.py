@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.report.load import CONFIG_PREFIX, Campaign, column_horizon
+from harness.records import CONFIG_PREFIX
+from harness.report.load import Campaign, column_horizon
 from harness.report.space import canonical
 from harness.report.stats import per_seed
 

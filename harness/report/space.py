@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.report.load import CONFIG_PREFIX, Campaign
+from harness.records import CONFIG_PREFIX
+from harness.report.load import Campaign
 
 # Config columns that vary across trials without being searched.
 NOT_HYPERPARAMETERS = ("seed", "device", "variant")
