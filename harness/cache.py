@@ -31,7 +31,8 @@ CACHE_FOLDER = "cache"
 RECORD_FILE = "record.json"
 WEIGHTS_FILE = "model.pt"
 # The fields a cached record contributes; identity, times and provenance are the new trial's own.
-RESULT_FIELDS = ("variant", "seed", "epochs", "best_epoch", "val", "test", "parameters", "train_s_per_iter", "infer_ms", "peak_mem_mb", "wall_s", "settings", "teacher", "curve")
+RESULT_FIELDS = ("variant", "seed", "epochs", "best_epoch", "val", "test", "parameters", "train_s_per_iter", "infer_ms", "peak_mem_mb",
+                 "wall_s", "settings", "device", "teacher", "curve")
 
 
 def identity_key(model: str, settings: dict[str, Any], fingerprint: str, segments: dict[str, Any], code_version: str) -> str:

@@ -22,7 +22,7 @@ from harness.data import PreparedData
 from harness.memory import TrialMemory
 from harness.metrics import table_view
 from harness.plan import RunPlan, teacher_plan
-from harness.loop import FitResult, TrainState, evaluate, fit, resolve_device, seed_everything, train_epoch
+from harness.loop import FitResult, TrainState, evaluate, fit, device_label, resolve_device, seed_everything, train_epoch
 from models.base import ForecastModel
 from models.config import as_dict
 
@@ -79,7 +79,7 @@ class RunResult:
 
     `fields` holds exactly the `harness.records.TrialRecord` fields a run decides: status,
     reason, epochs, best_epoch, val, test, parameters, train_s_per_iter, infer_ms, peak_mem_mb,
-    wall_s, teacher, settings and curve.
+    wall_s, teacher, settings, device and curve.
     """
 
     fields: dict[str, Any]
@@ -128,6 +128,7 @@ def run_planned(
         "parameters": parameters,
         "teacher": teacher_status,
         "settings": plan.settings(),
+        "device": device_label(device),
         "curve": result.history,
         "infer_ms": None,
     }

@@ -82,6 +82,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_label(device: torch.device) -> str:
+    """Where a run trained, for its record: "cpu", or "cuda:0 (NVIDIA H200)" with the GPU's name."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)

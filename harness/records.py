@@ -53,7 +53,8 @@ class TrialRecord:
     Cost: parameters (used at inference), train_s_per_iter (median), infer_ms (one forward pass
     of a training-size batch, median), peak_mem_mb (see harness.memory), wall_s.
     Settings: every resolved model and training setting.
-    Provenance: cached (reused from the result cache), teacher (trained / reused / none),
+    Provenance: device (where it trained: cpu, or cuda:0 (GPU name)), cached (reused from the result
+    cache), teacher (trained / reused / none),
     identity (the result-cache key), nodes (Ray nodes it ran on, in order), retries and
     last_error (of Tune's retries), notes, started / ended (UTC), curve (one dict per epoch),
     artifacts (kind -> path relative to the campaign folder).
@@ -80,6 +81,7 @@ class TrialRecord:
     peak_mem_mb: float | None = None
     wall_s: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
     cached: bool = False
     teacher: str = ""
     identity: str = ""
@@ -211,7 +213,7 @@ def read_records(campaign_dir: Path) -> tuple[list[TrialRecord], list[str]]:
 # The tables derived from records: trials.csv (one row per trial) and curves.csv (per epoch).
 
 IDENTITY_COLUMNS = ("trial_id", "campaign", "model", "dataset", "variant", "variant_display", "seed", "cell")
-OUTCOME_COLUMNS = ("status", "error", "cached", "teacher", "node", "retries", "epochs", "best_epoch", "started", "ended")
+OUTCOME_COLUMNS = ("status", "error", "cached", "teacher", "node", "device", "retries", "epochs", "best_epoch", "started", "ended")
 METRIC_COLUMNS = (
     *(f"val_{m}" for m in MEASURES),
     *(f"test_{m}" for m in MEASURES),
@@ -234,7 +236,7 @@ def record_row(record: TrialRecord) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(record, name) for name in IDENTITY_COLUMNS + COST_COLUMNS}
     row.update(
         status=record.status, error=record.reason, cached=record.cached, teacher=record.teacher,
-        node=";".join(record.nodes), retries=record.retries, epochs=record.epochs, best_epoch=record.best_epoch,
+        node=";".join(record.nodes), device=record.device, retries=record.retries, epochs=record.epochs, best_epoch=record.best_epoch,
         started=record.started, ended=record.ended,
     )
     for measure in MEASURES:

@@ -36,7 +36,7 @@ from harness.experiment import run_planned
 from harness.ledger import CELL_KEY, DATASET_KEY
 from harness.plan import RunPlan, plan_run
 from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, load_record, now, record_path, record_row, write_json, write_record
-from harness.loop import TrainState
+from harness.loop import TrainState, device_label, resolve_device
 from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"
@@ -231,6 +231,7 @@ def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str,
     record = dataclasses.replace(
         record, variant=plan.variant, variant_display=request.display or plan.entry.variant(plan.variant).display,
         seed=plan.train_config.seed, settings=plan.settings(), identity=key,
+        device=device_label(resolve_device(plan.train_config.device)),  # known now: a pruned trial's record keeps it
     )
     cached = lookup(storage_root, key) if context.use_cache else None
     if cached is not None:

@@ -39,7 +39,7 @@ def trial_row(trial_id: str, dataset: str, mae: float | None, *, status: str = "
     row.update(trial_id=trial_id, campaign="fixture", model="hephaestus", dataset=dataset, variant="full",
                variant_display="Full", seed=0, status=status, error="", cached=False, teacher="none",
                epochs=5, best_epoch=4, parameters=716_000, train_s_per_iter=0.098, infer_ms=31.0, peak_mem_mb=5475.0,
-               wall_s=60.0)
+               wall_s=60.0, device="cpu")
     if mae is not None and status == "ok":
         for horizon in HORIZONS:
             row.update({f"test_mae{horizon}": mae, f"test_rmse{horizon}": 1.6 * mae, f"test_mape{horizon}": 3.0 * mae})
@@ -68,7 +68,7 @@ def record_from_row(row: Mapping[str, Any], curve: Sequence[Mapping[str, Any]] =
         test=test if row["status"] == "ok" else {}, parameters=_number(row["parameters"]),
         train_s_per_iter=_number(row["train_s_per_iter"]), infer_ms=_number(row["infer_ms"]),
         peak_mem_mb=_number(row["peak_mem_mb"]), wall_s=_number(row["wall_s"]), settings=settings,
-        cached=bool(row["cached"]), teacher=row["teacher"],
+        cached=bool(row["cached"]), teacher=row["teacher"], device=row.get("device") or "",
         started=row.get("started") or f"2026-01-01T00:{len(curve):02d}:00+00:00", cell=row.get("cell") or "",
         curve=[{k: v for k, v in point.items() if k != "trial_id"} for point in curve],
     )
@@ -213,7 +213,7 @@ def realistic_sweep(folder: Path, trials_per_dataset: int = 30, objective: Any =
                 "config.rank": int(rng.choice([4, 8, 16, 32])),
                 "config.patch_sizes": json.dumps([[1, 2, 3, 6], [1, 3, 6, 12]][int(rng.integers(0, 2))]),
                 "config.lr": float(10 ** rng.uniform(-4, -2)), "config.dropout": float(rng.uniform(0, 0.3)),
-                "config.seed": 0, "config.device": "cpu",
+                "config.seed": 0,
             }
             mae = level * (1 + 0.04 * (np.log10(settings["config.lr"]) + 3) ** 2 + 0.01 * abs(experts - 4)
                            + rng.normal(0, 0.004))

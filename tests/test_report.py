@@ -250,7 +250,7 @@ def test_lightst_efficiency_table_reports_speedup_over_its_teacher(tmp_path: Pat
     variants = {"Full": ("full", {}), "Teacher": ("teacher", {})}
     rows = [
         trial_row(f"{name}_{seed}", "PEMS08", 15.0, model="lightst", variant=name, variant_display=display, seed=seed,
-                  infer_ms=2.0 if name == "full" else 10.0, **{"config.variant": name})
+                  infer_ms=2.0 if name == "full" else 10.0, device="cuda:0" if seed else "cpu", **{"config.variant": name})
         for display, (name, _) in variants.items()
         for seed in range(2)
     ]
@@ -259,6 +259,7 @@ def test_lightst_efficiency_table_reports_speedup_over_its_teacher(tmp_path: Pat
     assert efficiency.loc["Full", "speedup"] == pytest.approx(5.0)
     assert math.isnan(efficiency.loc["Teacher", "speedup"])
     assert "| 5.0× |" in (report / "efficiency.md").read_text()
+    assert "(device: cpu, cuda:0)" in (report / "efficiency.md").read_text()  # where the timings were measured
 
 
 def test_metric_and_reference_choices_change_the_table(tmp_path: Path) -> None:

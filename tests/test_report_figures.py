@@ -33,6 +33,7 @@ from report_fixtures import (
 
 CAMPAIGNS: dict[str, Callable[[Path], Path]] = {
     "sweep": realistic_sweep, "smoke sweep": smoke_sweep, "ablation": realistic_ablation,
+    "three-finished-trial sweep": lambda folder: smoke_sweep(folder, trials=6),  # too few trials for a trend
     "table 3 ablation": table3_ablation, "HEPHAESTUS study": hephaestus_study, "LightST study": lightst_study,
     "categorical study": categorical_study,
 }
@@ -181,3 +182,18 @@ def test_parallel_coordinates_scale_each_axis_and_grey_the_unfinished(figures: d
     lr = trials["config.lr"].to_numpy()
     scaled = (np.log10(lr) - np.log10(3e-4)) / (np.log10(3e-3) - np.log10(3e-4))  # on the space's log range
     assert sorted(round(float(line[3]), 6) for line in lines) == sorted(np.round(scaled, 6).tolist())
+
+
+def test_a_trend_is_in_the_legend_exactly_when_a_panel_draws_one(figures: dict[str, dict[str, Figure]]) -> None:
+    from harness.report.sensitivity import TREND_STYLE
+
+    checked = 0
+    for campaign in figures.values():
+        for stem, figure in campaign.items():
+            if figure_type(stem) != "marginal sensitivity":
+                continue
+            drawn = any(line.get_color() == TREND_STYLE["color"] and len(line.get_xdata()) > 2
+                        for ax in figure.axes for line in ax.get_lines())
+            assert ("kernel-smoothed trend (finished trials)" in legend_labels(figure)) == drawn, stem
+            checked += 1
+    assert checked

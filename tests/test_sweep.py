@@ -13,6 +13,7 @@ import uuid
 import optuna
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from campaign_helpers import ROOT, command_env, run_command
@@ -48,6 +49,7 @@ def test_smoke_sweep_leaves_one_complete_record_per_trial(smoke_sweep):
     finished = trials[trials["status"] == "ok"]
     assert len(finished) >= 1
     assert finished[["test_mae", "test_rmse", "test_mape", "test_mae_h12", "parameters", "infer_ms"]].notna().all().all()
+    assert {d.split(" ")[0] for d in trials["device"]} == {"cuda:0" if torch.cuda.is_available() else "cpu"}  # where each trial trained
     curves = pd.read_csv(folder / "curves.csv")
     assert set(curves["trial_id"]) == set(trials["trial_id"])
     for trial_id, epochs in curves.groupby("trial_id")["epoch"]:

@@ -235,6 +235,6 @@ def test_stid_trains_as_basicts_does_on_pems04_all_epochs_without_early_stopping
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_a_run_on_cuda_trains_there_and_measures_the_allocator_peak(data):
     fields = run_planned(plan_run("stid", {**SETTINGS, "device": "cuda"}), data).fields
-    assert fields["status"] == "ok" and fields["peak_mem_mb"] > 0
+    assert fields["status"] == "ok" and fields["peak_mem_mb"] > 0 and fields["device"].startswith("cuda")
     small = run_planned(plan_run("stid", {**SETTINGS, "device": "cuda", "embed_dim": 8}), data).fields
     assert small["peak_mem_mb"] < fields["peak_mem_mb"]  # the peak is this run's, not the process's

@@ -70,15 +70,16 @@ def sensitivity_figures(ctx: ReportContext) -> list[Entry]:
         figure, axes = panel_grid(len(datasets), len(group), extra_height=0.25, sharey="row")
         figure_title(figure, f"Marginal view over the {len(campaign.trials)} trials the search sampled ({len(drawn)} "
                              f"with a value): the other hyperparameters vary too")
+        trends = False
         for row, dataset in enumerate(datasets):
             trials = drawn[drawn["dataset"] == dataset]
             for col, param in enumerate(group):
                 ax = axes[row, col]
-                _plot_parameter(ax, trials, param, y_column)
+                trends |= _plot_parameter(ax, trials, param, y_column)
                 ax.set_xlabel(param.name + (" (log scale)" if param.log and param.kind != "categorical" else ""))
             suffix = limit_outliers(axes[row, 0], trials[y_column].to_numpy(dtype=float))
             axes[row, 0].set_ylabel(f"{dataset}{suffix}\n{column_label(y_column, ctx.campaign.unit(dataset))}")
-        bottom_legend(figure, _legend_handles(group, finished, pruned=(drawn["status"] == STATUS_PRUNED).any()))
+        bottom_legend(figure, _legend_handles(group, finished, pruned=(drawn["status"] == STATUS_PRUNED).any(), trend=trends))
         names = save_figure(figure, ctx.out, f"sensitivity_{number}")
         lost = {s: int(n) for s, n in counts.items() if s not in (STATUS_OK, STATUS_PRUNED)}
         entries.append(Entry(
@@ -113,12 +114,12 @@ def _groups(params: list[Hyperparameter], trials: pd.DataFrame) -> list[list[Hyp
     return groups
 
 
-def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_column: str) -> None:
+def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_column: str) -> bool:
     """One panel: the metric of each trial against the hyperparameter's value; means and trends
-    over the finished trials only."""
+    over the finished trials only. Returns whether it drew a trend (too few trials draw none)."""
     if trials[param.column].isna().all():
         ax.text(0.5, 0.5, "no trial\nrecorded this setting", transform=ax.transAxes, ha="center", va="center")
-        return
+        return False
     x, labels = _positions(trials[param.column], param)
     keep = ~np.isnan(x)
     x, y = x[keep], trials[y_column].to_numpy(dtype=float)[keep]
@@ -138,7 +139,7 @@ def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_col
         value_ticks(ax.xaxis, ticks, [labels[t] for t in ticks] if labels else [compact_number(t) for t in ticks])
         if labels:
             ax.set_xlim(-0.5, len(labels) - 0.5)
-        return
+        return False
     if param.log:
         log_ticks(ax.xaxis, x.min(), x.max())
     scale = np.log10 if param.log else (lambda v: v)
@@ -146,6 +147,7 @@ def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_col
     trend = kernel_trend(scale(x[finished]), y[finished], grid)
     if trend is not None:
         ax.plot(10 ** grid if param.log else grid, trend, **TREND_STYLE)
+    return trend is not None
 
 
 def _positions(values: pd.Series, param: Hyperparameter) -> tuple[np.ndarray, dict[float, str]]:
@@ -170,7 +172,7 @@ def _jitter(count: int) -> np.ndarray:
     return np.random.default_rng(0).uniform(-0.08, 0.08, count)
 
 
-def _legend_handles(group: list[Hyperparameter], trials: pd.DataFrame, pruned: bool) -> list[Line2D]:
+def _legend_handles(group: list[Hyperparameter], trials: pd.DataFrame, pruned: bool, trend: bool) -> list[Line2D]:
     """Legend entries for what this figure's panels draw."""
     handles = [Line2D([], [], linestyle="none", marker="o", markersize=4, color=POINT_STYLE["color"], label="a finished trial")]
     if pruned:
@@ -179,6 +181,6 @@ def _legend_handles(group: list[Hyperparameter], trials: pd.DataFrame, pruned: b
     if any(_is_discrete(p, trials) for p in group):
         handles.append(Line2D([], [], color=MEAN_STYLE["color"], marker="o", markersize=4,
                               label="mean ± std over finished trials"))
-    if not all(_is_discrete(p, trials) for p in group):
+    if trend:
         handles.append(Line2D([], [], color=TREND_STYLE["color"], label="kernel-smoothed trend (finished trials)"))
     return handles

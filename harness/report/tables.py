@@ -217,12 +217,12 @@ def efficiency_table(ctx: ReportContext) -> list[Entry]:
             row.append(f"({reference})" if record["is_reference"] else
                        MISSING if pd.isna(record["speedup"]) else f"{record['speedup']:.1f}×")
         rows.append(row)
-    devices = sorted(set(campaign.ok.get("config.device", pd.Series(dtype=object)).dropna().astype(str)))
+    devices = sorted(set(campaign.ok.get("device", pd.Series(dtype=object)).dropna().astype(str)) - {""})
     notes = [
         "Mean over the n finished trials of each row. Train: seconds per optimiser step x 1000; epoch: mean epoch_s of "
-        "curves.csv; inference: one forward pass of a training-size batch (median of 5 passes); peak memory: CUDA "
-        "allocator peak on a GPU, process peak "
-        f"RSS on a CPU (device: {', '.join(devices) or 'not recorded'}).",
+        "curves.csv; inference: one forward pass of a training-size batch (median of 5 passes); peak memory: the trial's "
+        "own peak (CUDA allocator peak on a GPU; on a CPU, the rise of the process's peak resident set over its level at "
+        f"the trial's start) (device: {', '.join(devices) or 'not recorded'}).",
     ]
     if with_speedup:
         notes.append(f"Speed-up vs {reference}: the {reference} variant's mean inference time over the row's, on the same dataset.")
