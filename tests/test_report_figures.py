@@ -34,7 +34,9 @@ from report_fixtures import (
 CAMPAIGNS: dict[str, Callable[[Path], Path]] = {
     "sweep": realistic_sweep, "smoke sweep": smoke_sweep, "ablation": realistic_ablation,
     "three-finished-trial sweep": lambda folder: smoke_sweep(folder, trials=6),  # too few trials for a trend
-    "table 3 ablation": table3_ablation, "HEPHAESTUS study": hephaestus_study, "LightST study": lightst_study,
+    "table 3 ablation": table3_ablation,
+    "one-dataset ablation": lambda folder: table3_ablation(folder, datasets=["PEMS08"]),  # one narrow panel, a long legend
+    "HEPHAESTUS study": hephaestus_study, "LightST study": lightst_study,
     "categorical study": categorical_study,
 }
 FIGURE_TYPES = {"ablation", "curves", "routing", "marginal sensitivity", "parallel", "importance", "history", "pareto",
@@ -196,4 +198,24 @@ def test_a_trend_is_in_the_legend_exactly_when_a_panel_draws_one(figures: dict[s
                         for ax in figure.axes for line in ax.get_lines())
             assert ("kernel-smoothed trend (finished trials)" in legend_labels(figure)) == drawn, stem
             checked += 1
+    assert checked
+
+
+def test_points_of_a_discrete_setting_stay_beside_their_own_value(figures: dict[str, dict[str, Figure]]) -> None:
+    """Equal points are spread a little so that none hides another, never towards a neighbouring value."""
+    checked = 0
+    for campaign in figures.values():
+        for stem, figure in campaign.items():
+            if figure_type(stem) != "marginal sensitivity":
+                continue
+            for ax in figure.axes:
+                if not ax.containers or ax.get_xscale() != "linear":  # a discrete panel draws means with error bars
+                    continue
+                low, high = sorted(ax.get_xlim())
+                ticks = np.array([t for t in ax.get_xticks() if low <= t <= high])
+                gap = np.diff(ticks).min() if len(ticks) > 1 else 1.0
+                for points in (c for c in ax.collections if isinstance(c, PathCollection)):
+                    for x in points.get_offsets()[:, 0]:
+                        assert np.abs(ticks - x).min() <= 0.1 * gap, (stem, ax.get_xlabel(), x, ticks)
+                        checked += 1
     assert checked

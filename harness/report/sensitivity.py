@@ -128,7 +128,8 @@ def _plot_parameter(ax: Axes, trials: pd.DataFrame, param: Hyperparameter, y_col
     if param.log and param.kind != "categorical":
         ax.set_xscale("log")
     levels = np.unique(x[finished]) if discrete else np.array([])
-    spacing = np.diff(levels).min() if len(levels) > 1 and not param.log else 1.0 if param.kind == "categorical" else 0.0
+    values = np.unique(x)  # the gap to the nearest other value bounds the spread, not that between finished ones
+    spacing = 1.0 if param.kind == "categorical" else np.diff(values).min() if len(values) > 1 and not param.log else 0.0
     shifted = x + _jitter(len(x)) * spacing if discrete else x
     ax.scatter(shifted[finished], y[finished], **POINT_STYLE)
     ax.scatter(shifted[~finished], y[~finished], **PRUNED_STYLE)

@@ -6,6 +6,7 @@ report neither touches pyplot's global state nor leaks open figures.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ PNG_DPI = 150
 PANEL_SIZE = (3.3, 2.6)  # inches per panel
 MAX_PANELS_PER_ROW = 4
 LEGEND_ENTRY_WIDTH = 2.6  # inches a legend entry may need, to choose the number of legend columns
+LEGEND_ROW_HEIGHT = 0.22  # inches one more row of a bottom legend takes from the panels unless the figure grows
 CHARACTERS_PER_INCH = 14  # of 9-point text, to wrap a figure's title to its width
 PRINT_STYLE = {
     "font.size": 9,
@@ -67,8 +69,11 @@ def save_figure(figure: Figure, out: Path, stem: str) -> tuple[str, str]:
 
 
 def bottom_legend(figure: Figure, handles: Sequence[Artist], labels: Sequence[str] | None = None) -> None:
-    """A frameless legend under the panels, with as many columns as the figure's width allows."""
+    """A frameless legend under the panels, with as many columns as the figure's width allows; the
+    figure grows by each row beyond the first, so that a long legend never squeezes the panels
+    (and their axis labels) off the canvas."""
     ncols = max(1, min(len(handles), int(figure.get_figwidth() // LEGEND_ENTRY_WIDTH)))
+    figure.set_figheight(figure.get_figheight() + (math.ceil(len(handles) / ncols) - 1) * LEGEND_ROW_HEIGHT)
     labels = list(labels) if labels is not None else [h.get_label() for h in handles]
     figure.legend(handles=list(handles), labels=labels, loc="outside lower center", ncols=ncols, frameon=False)
 

@@ -99,6 +99,8 @@ class PeriodEmbedding(nn.Module):
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, over: str) -> torch.Tensor:
     """Multi-head attention of (B, N, H, D) tensors over "time" (per node) or "space" (per step)."""
+    if over not in ("time", "space"):
+        raise ValueError(f"attention is over 'time' or 'space', not {over!r}")
     if over == "space":
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     batch, groups, length, dim = q.shape
