@@ -93,6 +93,8 @@ def run_campaign(spec: Campaign, options: RunOptions, log: Callable[[str], None]
     campaign_dir = root / spec.name
     manifest = read_manifest(campaign_dir)
     check_start(spec, options, campaign_dir, manifest)
+    if not options.dry_run:
+        CampaignLock(campaign_dir).refuse_if_held()  # before the data load; taken for real below
     if options.dry_run:
         datasets = load_datasets(spec, log)
         log(dry_run_cost(spec, datasets))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from harness.spec import Campaign, ParamSpec
+from harness.spec import Campaign, ParamSpec, grid_values
 
 
 class DefineByRun:
@@ -44,24 +44,6 @@ def suggest(trial: optuna.Trial, params: tuple[ParamSpec, ...]) -> dict[str, Any
         else:
             values[p.name] = trial.suggest_float(p.name, float(low), float(high), step=p.step, log=p.log)
     return values
-
-
-def grid_values(params: tuple[ParamSpec, ...]) -> dict[str, list[Any]]:
-    """Every value of every parameter, for the grid sampler (validated to be finite)."""
-    grid: dict[str, list[Any]] = {}
-    for p in params:
-        if p.type == "categorical":
-            grid[p.name] = list(p.choices)
-        elif p.type == "int":
-            grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
-        else:
-            grid[p.name] = [float(v) for v in np.arange(p.low, p.high + p.step / 2, p.step)]
-    return grid
-
-
-def grid_size(params: tuple[ParamSpec, ...]) -> int:
-    """Number of points of the full grid."""
-    return int(np.prod([len(v) for v in grid_values(params).values()]))
 
 
 def trial_distributions(params: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[str, optuna.distributions.BaseDistribution]:

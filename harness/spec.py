@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import yaml
 
 from harness.data import DataError, get_dataset_info
@@ -88,6 +89,24 @@ class ParamSpec:
         if self.step is not None:
             out["step"] = self.step
         return out
+
+
+def grid_values(params: tuple[ParamSpec, ...]) -> dict[str, list[Any]]:
+    """Every value of every parameter, for the grid sampler (validated to be finite)."""
+    grid: dict[str, list[Any]] = {}
+    for p in params:
+        if p.type == "categorical":
+            grid[p.name] = list(p.choices)
+        elif p.type == "int":
+            grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
+        else:
+            grid[p.name] = [float(v) for v in np.arange(p.low, p.high + p.step / 2, p.step)]
+    return grid
+
+
+def grid_size(params: tuple[ParamSpec, ...]) -> int:
+    """Number of points of the full grid."""
+    return int(np.prod([len(v) for v in grid_values(params).values()]))
 
 
 @dataclass(frozen=True)
@@ -439,7 +458,8 @@ def _param(check: _Checker, name: str, raw: Any, earlier: dict[str, ParamSpec]) 
     low_max = _bound_range(param.low, earlier)[1]
     high_min = _bound_range(param.high, earlier)[0]
     if low_max > high_min:
-        raise check.fail(where, f"low ({param.low}) can exceed high ({param.high})")
+        fixed = all(isinstance(b, (int, float)) for b in (param.low, param.high))  # else a bound names another parameter
+        raise check.fail(where, f"low ({param.low}) {'exceeds' if fixed else 'can exceed'} high ({param.high})")
     if log and _bound_range(param.low, earlier)[0] <= 0:
         raise check.fail(f"{where}.low", "must be > 0 with log: true")
     return param
@@ -529,9 +549,12 @@ def parse_sweep(path: str | Path, overrides: Overrides = Overrides()) -> SweepSp
         raise check.fail("search.sampler", "grid needs categorical, int or stepped float parameters")
     if sampler == "grid" and any(isinstance(p.low, str) or isinstance(p.high, str) for p in space.values()):
         raise check.fail("search.sampler", "grid cannot search a conditional space (a bound names another parameter)")
-    num_samples = check.number(search.get("num_samples", 20), "search.num_samples", integer=True, minimum=1)
+    points = grid_size(tuple(space.values())) if sampler == "grid" else None
+    num_samples = check.number(search.get("num_samples", points or 20), "search.num_samples", integer=True, minimum=1)
     if overrides.num_samples is not None:
         num_samples = overrides.num_samples
+    if points is not None and num_samples > points:  # the grid sampler would only repeat points
+        raise check.fail("search.num_samples", f"{num_samples} is more than the grid's {points} points (leave it out to run each point once)")
     seed = check.number(search.get("seed", 0), "search.seed", integer=True)
     scheduler = _scheduler(check, search.get("scheduler"), objectives)
     user_fixed = dict(fixed)

@@ -48,17 +48,22 @@ class CampaignLock:
         self.path = campaign_dir / LOCK_FILE
         self.lock: HeartbeatLock | None = None
 
+    def refuse_if_held(self) -> LockWatch:
+        """Raise (one line) when a live driver holds the campaign: called before the data load
+        too, so that a second run stops before any expensive work; returns the lock's watch."""
+        watch = LockWatch(self.path, stale_after_s=30.0)
+        if self.path.exists():
+            stale = watch.stale_reason()
+            if stale is None or "no longer running" not in stale:
+                raise UsageError(f"{self.path.parent}: another driver is running this campaign "
+                                 f"({read_owner(self.path) or 'unknown'}); wait for it to finish, or stop it first")
+        return watch
+
     def __enter__(self) -> CampaignLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = HeartbeatLock.acquire(self.path, heartbeat_s=5.0)
         if self.lock is None:
-            watch = LockWatch(self.path, stale_after_s=30.0)
-            stale = watch.stale_reason()
-            owner = read_owner(self.path)
-            if stale is None or "no longer running" not in stale:
-                raise UsageError(f"{self.path.parent}: another driver is running this campaign ({owner or 'unknown'}); "
-                                 f"wait for it to finish, or stop it first")
-            watch.break_if_unchanged()
+            self.refuse_if_held().break_if_unchanged()
             self.lock = HeartbeatLock.acquire(self.path, heartbeat_s=5.0)
             if self.lock is None:
                 raise UsageError(f"{self.path.parent}: another driver just started this campaign")

@@ -204,6 +204,7 @@ def test_a_second_driver_of_the_same_campaign_is_refused_and_a_dead_drivers_lock
         assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
         err = second.stderr.strip().splitlines()
         assert len(err) == 1 and "another driver is running this campaign" in err[0] and str(first.pid) in err[0], err
+        assert "dataset " not in second.stdout  # refused before the data load, not after it
     finally:
         kill(first)
     done = resume("harness.sweep", spec, tmp_path)  # the dead driver's lock does not block its resume

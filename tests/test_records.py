@@ -255,7 +255,7 @@ def test_best_yaml_has_each_datasets_best_without_smoke_training_settings(tmp_pa
 
 @pytest.mark.parametrize("error", [
     ConfigError("top_k", "must be between 1 and num_experts=2, got 3"),
-    SpecError("a.yaml", "space.lr", "low (1) can exceed high (0.1)"),
+    SpecError("a.yaml", "space.lr", "low (1) exceeds high (0.1)"),
     UsageError("--storage x: not writable"),
     DataError("/d/PEMS04/PEMS04.npz: key 'data' has rank 2"),
 ])

@@ -5,7 +5,7 @@ import textwrap
 import optuna
 import pytest
 
-from harness.space import DefineByRun, grid_size, suggest
+from harness.space import DefineByRun, suggest
 from harness.spec import Overrides, SpecError, parse_ablation, parse_sweep
 from models import build_model
 from models.base import DatasetMeta
@@ -59,7 +59,7 @@ def test_valid_sweep_parses_into_a_campaign(tmp_path):
         (lambda s: s.replace("[synthetic]", "[pems99]"), "datasets[0]", "pems99"),
         (lambda s: s + "colour: red\n", "colour", "unknown key"),
         (lambda s: s.replace("num_layers:", "wings:"), "space.wings", "not a setting of model stid"),
-        (lambda s: s.replace("low: 1, high: 4", "low: 5, high: 4"), "space.num_layers", "low (5) can exceed high (4)"),
+        (lambda s: s.replace("low: 1, high: 4", "low: 5, high: 4"), "space.num_layers", "low (5) exceeds high (4)"),
         (lambda s: s.replace("low: 1.0e-4", "low: 0.0"), "space.lr.low", "must be > 0 with log"),
         (lambda s: s.replace("choices: [16, 32]", "choices: []"), "space.embed_dim.choices", "non-empty list"),
         (lambda s: s.replace("type: int", "type: integer"), "space.num_layers.type", "must be one of"),
@@ -162,8 +162,16 @@ def test_conditional_bound_is_checked_against_the_referenced_range(tmp_path):
         parse_sweep(write(tmp_path, text))
 
 
+def test_a_grid_runs_each_point_once_unless_told_fewer(tmp_path):
+    grid = SWEEP.replace("lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}", "lr: {type: float, low: 0.001, high: 0.003, step: 0.001}")
+    assert parse_sweep(write(tmp_path, grid.replace("sampler: tpe, num_samples: 5", "sampler: grid"))).num_samples == 4 * 2 * 3
+    assert parse_sweep(write(tmp_path, grid.replace("sampler: tpe", "sampler: grid"))).num_samples == 5  # a part of the grid
+    with pytest.raises(SpecError, match="search.num_samples: 25 is more than the grid's 24 points"):
+        parse_sweep(write(tmp_path, grid.replace("sampler: tpe, num_samples: 5", "sampler: grid, num_samples: 25")))
+
+
 def test_grid_sampler_counts_every_point(tmp_path):
-    from harness.spec import ParamSpec
+    from harness.spec import ParamSpec, grid_size
 
     space = (ParamSpec("a", "int", low=1, high=3), ParamSpec("b", "categorical", choices=("x", "y")))
     assert grid_size(space) == 6

@@ -223,7 +223,7 @@ def test_second_run_of_a_finished_sweep_name_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("name: x\nmodel: stid\ndatasets: [synthetic]\nspace: {lr: {type: float, low: 1, high: 0.1}}\n", "space.lr: low (1) can exceed high (0.1)"),
+        ("name: x\nmodel: stid\ndatasets: [synthetic]\nspace: {lr: {type: float, low: 1, high: 0.1}}\n", "space.lr: low (1) exceeds high (0.1)"),
         ("name: x\nmodel: stid\ndatasets: [pems04]\nspace: {lr: {type: float, low: 0.001, high: 0.1}}\n", "PEMS04"),
         ("name: [unclosed\n", "invalid YAML"),
     ],
