@@ -19,13 +19,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.records import TrialRecord, load_record, write_json
+from harness.records import TrialRecord, atomic_write, load_record, write_json
 
 CACHE_FOLDER = "cache"
 RECORD_FILE = "record.json"
@@ -48,18 +46,8 @@ def entry_dir(storage_root: Path, key: str) -> Path:
 
 
 def copy_durably(source: Path, target: Path) -> None:
-    """Copy a file so that no reader ever sees it half-written: unique temp name, fsync, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Copy a file so that no reader ever sees it half-written (`atomic_write`, fsync included)."""
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def lookup(storage_root: Path, key: str) -> TrialRecord | None:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,27 +121,31 @@ class TrialRecord:
 # Writing and reading.
 
 
-def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
-    """Write `text` to `path` so that no reader and no crash ever sees half of it.
-
-    The text goes to a uniquely named temporary file in the same folder, which then replaces
-    `path` in one rename. `durable` also flushes it to the disk first (fsync), so that a power
-    loss cannot leave an empty file behind the rename; progress snapshots may skip that.
-    """
+def atomic_write(path: Path, fill: Callable[[Path], None], durable: bool = True) -> None:
+    """Write `path` so that no reader and no crash ever sees half of it: `fill(temp)` writes the
+    content to a uniquely named temporary file in the same folder, which then replaces `path` in
+    one rename. `durable` also flushes it to the disk first (fsync), so that a power loss cannot
+    leave an empty file behind the rename; progress snapshots may skip that. The one atomic
+    writer of the harness: records, tables, reports, weights, artifacts and the result cache."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; records are for every reader
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            if durable:
-                handle.flush()
+        fill(Path(tmp))
+        if durable:
+            with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
+    """`atomic_write` of a text."""
+    atomic_write(path, lambda tmp: tmp.write_text(text), durable)
 
 
 def _umask() -> int:

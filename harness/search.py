@@ -23,6 +23,19 @@ from harness.spec import SweepSpec
 JOURNAL_FILE = "optuna_journal.log"
 
 
+class PickledState:
+    """Tune's save/restore of a searcher or scheduler on the driver: its whole state, pickled
+    into the experiment folder (the campaign folder; storage must be trusted, see README)."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as handle:
+            pickle.dump(self.__dict__.copy(), handle)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.__dict__.update(pickle.load(handle))
+
+
 class RecordedOptunaSearch(OptunaSearch):
     """OptunaSearch that tells its study what the records say: a trial the scheduler stopped is
     PRUNED (not COMPLETE with an early epoch's value), a trial that failed or diverged FAILs,
@@ -58,7 +71,7 @@ class RecordedOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
-class DatasetStudies(Searcher):
+class DatasetStudies(PickledState, Searcher):
     """Serves one Optuna study per dataset from one Tuner: suggestions go round the datasets
     that still have budget; results go back to the study their trial came from."""
 
@@ -89,14 +102,6 @@ class DatasetStudies(Searcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.owner:
             self.studies[self.owner[trial_id]].on_trial_complete(trial_id, result, error)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__.copy(), handle)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))
 
 
 def journal_storage(campaign_dir: Path) -> optuna.storages.JournalStorage:
@@ -139,7 +144,7 @@ def fail_stale_study_trials(spec: SweepSpec, campaign_dir: Path) -> None:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
 
-class PerDatasetScheduler(FIFOScheduler):
+class PerDatasetScheduler(PickledState, FIFOScheduler):
     """ASHA per dataset: trials are only compared with trials of their own dataset."""
 
     def __init__(self, grace_period: int, reduction_factor: float, metric: str, mode: str):
@@ -171,11 +176,3 @@ class PerDatasetScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         return f"ASHA per dataset ({', '.join(self.by_dataset)})"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__.copy(), handle)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as handle:
-            self.__dict__.update(pickle.load(handle))

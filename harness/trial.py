@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import socket
 import tempfile
 import time
@@ -34,9 +33,9 @@ from harness.cache import artifact_path, identity_key, lookup, publish, reuse, w
 from harness.data import PreparedData
 from harness.experiment import run_planned
 from harness.ledger import CELL_KEY, DATASET_KEY
-from harness.plan import RunPlan, plan_run
-from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, load_record, now, record_path, record_row, write_json, write_record
 from harness.loop import TrainState, device_label, resolve_device
+from harness.plan import RunPlan, plan_run
+from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, atomic_write, load_record, now, record_path, record_row, write_json, write_record
 from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"
@@ -185,7 +184,7 @@ def save_outputs(model: ForecastModel, plan: RunPlan, data: PreparedData, record
     """The trained weights and the model's artifacts (its registry hook, on one day of test
     windows); returns the artifacts' paths by kind, relative to the campaign folder."""
     weights = campaign_dir / weights_path(record.trial_id)
-    _atomic_save(weights, lambda path: torch.save({"model": plan.entry.name, "settings": plan.settings(), "state_dict": model.state_dict()}, path))
+    atomic_write(weights, lambda path: torch.save({"model": plan.entry.name, "settings": plan.settings(), "state_dict": model.state_dict()}, path))
     if record.status != "ok" or plan.entry.artifacts is None:
         return {}
     split = data.split("test")
@@ -193,22 +192,14 @@ def save_outputs(model: ForecastModel, plan: RunPlan, data: PreparedData, record
     paths = {}
     for kind, arrays in plan.entry.artifacts(model, history, target, plan.train_config.batch_size).items():
         relative = artifact_path(record.trial_id, kind)
-        _atomic_save(campaign_dir / relative, lambda path, arrays=arrays: np.savez(path, **arrays))
+        atomic_write(campaign_dir / relative, lambda path, arrays=arrays: _save_npz(path, arrays))
         paths[kind] = str(relative)
     return paths
 
 
-def _atomic_save(target: Path, save) -> None:
-    """Call save(temp_path) for a uniquely named temp file beside `target`, then rename it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    os.close(fd)
-    try:
-        save(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as handle:  # a file object: np.savez would add ".npz" to a name
+        np.savez(handle, **arrays)
 
 
 def run_trial(config: dict[str, Any], context: TrialContext, datasets: dict[str, PreparedData]) -> None:

@@ -24,7 +24,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from campaign_helpers import command_env, run_command
+from campaign_helpers import PrivateRayCluster, command_env, run_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
@@ -259,8 +259,8 @@ def test_unusable_storage_is_one_line_before_anything_starts(tmp_path):
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not on PATH")
 def test_a_local_campaign_never_joins_another_ray_on_the_same_machine(tmp_path):
-    env = command_env(RAY_AUTH_MODE="disabled")
-    head = subprocess.run(["ray", "start", "--head", "--port=6411", "--num-cpus=1", "--include-dashboard=false"], env=env, capture_output=True, text=True)
+    cluster = PrivateRayCluster()
+    head = cluster.start("--head", "--port=6411", "--num-cpus=1", "--include-dashboard=false")
     try:
         assert head.returncode == 0, head.stderr[-2000:]
         spec = write_spec(tmp_path, SWEEP.replace("num_samples: 4", "num_samples: 2"))
@@ -268,7 +268,7 @@ def test_a_local_campaign_never_joins_another_ray_on_the_same_machine(tmp_path):
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "Traceback" not in done.stderr and len(final(tmp_path / "tiny")) == 2
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+        cluster.stop()
 
 
 def test_concurrent_cache_publishers_never_show_a_reader_half_a_file(tmp_path):
@@ -308,14 +308,13 @@ def test_concurrent_cache_publishers_never_show_a_reader_half_a_file(tmp_path):
 
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not on PATH")
 def test_a_machine_lost_mid_campaign_is_in_the_records_and_one_quiet_line_on_the_console(tmp_path):
-    env = command_env(RAY_AUTH_MODE="disabled")
-    subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
-    raylets = lambda: set(subprocess.run(["pgrep", "-f", "raylet/raylet"], capture_output=True, text=True).stdout.split())  # noqa: E731
-    head = subprocess.run(["ray", "start", "--head", "--port=6412", "--num-cpus=1", "--include-dashboard=false"], env=env, capture_output=True, text=True)
+    cluster = PrivateRayCluster()
+    raylets = lambda: set(subprocess.run(["pgrep", "-f", f"raylet/raylet.*{cluster.temp_dir}"], capture_output=True, text=True).stdout.split())  # noqa: E731
+    head = cluster.start("--head", "--port=6412", "--num-cpus=1", "--include-dashboard=false")
     try:
         assert head.returncode == 0, head.stderr[-2000:]
         before = raylets()
-        worker = subprocess.run(["ray", "start", "--address=127.0.0.1:6412", "--num-cpus=1"], env=env, capture_output=True, text=True)
+        worker = cluster.start("--address=127.0.0.1:6412", "--num-cpus=1")
         assert worker.returncode == 0, worker.stderr[-2000:]
         (worker_raylet,) = raylets() - before
         spec = write_spec(tmp_path, SWEEP.replace("num_samples: 4", "num_samples: 2").replace("max_epochs: 4", "max_epochs: 25"))
@@ -334,4 +333,4 @@ def test_a_machine_lost_mid_campaign_is_in_the_records_and_one_quiet_line_on_the
         assert retried[0]["last_error"] and any("resumed from its checkpoint" in n for n in retried[0]["notes"])
         assert_complete(campaign, 2)
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+        cluster.stop()

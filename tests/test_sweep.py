@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from campaign_helpers import ROOT, command_env, run_command
+from campaign_helpers import ROOT, PrivateRayCluster, command_env, run_command
 from harness.cli import run_command as run_in_process
 from harness.sweep import main as sweep_main
 
@@ -260,13 +260,11 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("ray") is None, reason="the `ray` command is not on PATH")
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     port = str(6400 + uuid.uuid4().int % 500)
-    # `ray start --head` turns token authentication on in Ray >= 2.5x; a throw-away local test
-    # cluster opts out on every process (head, worker node, driver) alike.
-    env = command_env(RAY_AUTH_MODE="disabled")
-    head = subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"], env=env, capture_output=True, text=True)
+    cluster = PrivateRayCluster()
+    head = cluster.start("--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false")
     try:
         assert head.returncode == 0, head.stderr[-2000:]
-        worker = subprocess.run(["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"], env=env, capture_output=True, text=True)
+        worker = cluster.start(f"--address=127.0.0.1:{port}", "--num-cpus=1")
         assert worker.returncode == 0, worker.stderr[-2000:]
         spec = tmp_path / "cluster.yaml"
         spec.write_text(RESUMABLE_SWEEP.replace("max_concurrent: 1", "max_concurrent: 2").replace("max_epochs: 4", "max_epochs: 2"))
@@ -276,7 +274,7 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
         trials = pd.read_csv(tmp_path / "resumable" / "trials.csv")
         assert trials["node"].nunique() == 2, trials["node"].tolist()
     finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True)
+        cluster.stop()
 
 
 COMBINATION_SWEEP = """\
