@@ -93,13 +93,12 @@ def run_campaign(spec: Campaign, options: RunOptions, log: Callable[[str], None]
     campaign_dir = root / spec.name
     manifest = read_manifest(campaign_dir)
     check_start(spec, options, campaign_dir, manifest)
-    if not options.dry_run:
-        CampaignLock(campaign_dir).refuse_if_held()  # before the data load; taken for real below
     if options.dry_run:
         datasets = load_datasets(spec, log)
         log(dry_run_cost(spec, datasets))
         log("dry run: the campaign file and its datasets are valid; nothing was started")
         return 0
+    CampaignLock(campaign_dir).refuse_if_held()  # before --fresh and the data load; taken for real below
     if options.fresh and manifest is not None:
         log(f"--fresh: the earlier campaign was moved to {set_aside(campaign_dir)}")
         manifest = None

@@ -554,6 +554,8 @@ def parse_sweep(path: str | Path, overrides: Overrides = Overrides()) -> SweepSp
     if overrides.num_samples is not None:
         num_samples = overrides.num_samples
     if points is not None and num_samples > points:  # the grid sampler would only repeat points
+        if overrides.num_samples is not None:
+            raise UsageError(f"--num-samples: {num_samples} is more than the grid's {points} points of {path}")
         raise check.fail("search.num_samples", f"{num_samples} is more than the grid's {points} points (leave it out to run each point once)")
     seed = check.number(search.get("seed", 0), "search.seed", integer=True)
     scheduler = _scheduler(check, search.get("scheduler"), objectives)

@@ -205,6 +205,9 @@ def test_a_second_driver_of_the_same_campaign_is_refused_and_a_dead_drivers_lock
         err = second.stderr.strip().splitlines()
         assert len(err) == 1 and "another driver is running this campaign" in err[0] and str(first.pid) in err[0], err
         assert "dataset " not in second.stdout  # refused before the data load, not after it
+        fresh = run_command("harness.sweep", str(spec), "--storage", str(tmp_path), "--fresh", "--no-report", cwd=tmp_path)
+        assert fresh.returncode == 2 and "another driver is running" in fresh.stderr  # never sets a running campaign aside
+        assert not list(tmp_path.glob("tiny.replaced-*"))
     finally:
         kill(first)
     done = resume("harness.sweep", spec, tmp_path)  # the dead driver's lock does not block its resume

@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from harness.space import DefineByRun, suggest
+from harness.errors import UsageError
 from harness.spec import Overrides, SpecError, parse_ablation, parse_sweep
 from models import build_model
 from models.base import DatasetMeta
@@ -168,6 +169,8 @@ def test_a_grid_runs_each_point_once_unless_told_fewer(tmp_path):
     assert parse_sweep(write(tmp_path, grid.replace("sampler: tpe", "sampler: grid"))).num_samples == 5  # a part of the grid
     with pytest.raises(SpecError, match="search.num_samples: 25 is more than the grid's 24 points"):
         parse_sweep(write(tmp_path, grid.replace("sampler: tpe, num_samples: 5", "sampler: grid, num_samples: 25")))
+    with pytest.raises(UsageError, match="--num-samples: 30 is more than the grid's 24 points"):
+        parse_sweep(write(tmp_path, grid.replace("sampler: tpe", "sampler: grid")), Overrides(num_samples=30))
 
 
 def test_grid_sampler_counts_every_point(tmp_path):
