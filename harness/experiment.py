@@ -133,13 +133,20 @@ def run_planned(
         "infer_ms": None,
     }
     if result.status == "ok":
-        fields["val"] = table_view(evaluate(model, data, "val", plan.train_config))["overall"]
+        fields["val"] = best_epoch_val(result)
         fields["test"] = table_view(evaluate(model, data, "test", plan.train_config))
         fields["infer_ms"] = inference_ms(model, data, plan.train_config.batch_size, device)
     fields["train_s_per_iter"] = result.train_s_per_iter if math.isfinite(result.train_s_per_iter) else None
     fields["peak_mem_mb"] = memory.peak_mb()
     fields["wall_s"] = time.perf_counter() - started
     return RunResult(fields=fields, model=model, fit=result)
+
+
+def best_epoch_val(result: FitResult) -> dict[str, float]:
+    """Validation metrics of the best epoch, as fit() measured them on the weights it restored
+    (the numbers the searcher and the scheduler saw; no second pass over the split)."""
+    best = next(row for row in result.history if row["epoch"] == result.best_epoch)
+    return {measure: best[f"val_{measure}"] for measure in ("mae", "rmse", "mape")}
 
 
 def probe_epoch_seconds(plan: RunPlan, data: PreparedData, steps: int = 3) -> float:

@@ -199,9 +199,14 @@ def test_the_optuna_journal_is_live_while_the_sweep_runs(tmp_path):
     driver = start_driver(spec, tmp_path)
     try:
         wait_for_final_records(folder, 1)
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log")))
-        study = optuna.load_study(study_name="resumable/synthetic", storage=storage)
-        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        # The trial writes its record before the driver tells Optuna, so the journal may lag by a moment.
+        deadline = time.monotonic() + 60
+        complete = []
+        while not complete and time.monotonic() < deadline:
+            storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "optuna_journal.log")))
+            study = optuna.load_study(study_name="resumable/synthetic", storage=storage)
+            complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+            time.sleep(0.3)
         assert complete and all(len(t.intermediate_values) == 8 for t in complete)
         assert complete[0].datetime_start < complete[0].datetime_complete
         assert driver.poll() is None, "the sweep ended before the journal was read"

@@ -40,6 +40,15 @@ def test_different_seeds_give_different_models(data):
     assert first["test"]["overall"]["mae"] != second["test"]["overall"]["mae"]
 
 
+def test_the_recorded_validation_metrics_are_the_best_epochs_and_those_of_the_final_weights(data):
+    run = run_planned(plan_run("stid", {**SETTINGS, "max_epochs": 5, "lr": 2e-2}), data)
+    assert run.fit.best_epoch < run.fit.epochs  # a later epoch was worse: the best is not the last
+    best = run.fit.history[run.fit.best_epoch - 1]
+    assert run.fields["val"] == {"mae": best["val_mae"], "rmse": best["val_rmse"], "mape": best["val_mape"]}
+    again = evaluate(run.model, data, "val", quick())["overall"]
+    assert again == pytest.approx(run.fields["val"], rel=1e-6)
+
+
 def test_best_weights_are_restored_after_training(data):
     torch.manual_seed(0)  # the initial weights, whatever ran before
     model = build_model("stid", data.meta())
