@@ -113,7 +113,7 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
 
     from harness.trial import TrialContext
     from harness.keeper import RecordKeeper
-    from harness.search import fail_stale_study_trials
+    from harness.search import reconcile_studies
     from harness.tuner import Cluster, Interrupts, TunerRun, restorable, run, start_ray
 
     address = options.address or os.environ.get("RAY_ADDRESS") or "local"
@@ -172,8 +172,8 @@ def _run_locked(spec: Campaign, options: RunOptions, campaign_dir: Path, root: P
     for problem in problems:
         log(f"warning: {problem}")
     todo = owed(spec, records)
-    if isinstance(spec, SweepSpec) and not todo.count and not interrupts.stopped:
-        fail_stale_study_trials(spec, campaign_dir)
+    if isinstance(spec, SweepSpec):
+        reconcile_studies(spec, campaign_dir, records, finished=not todo.count and not interrupts.stopped)
     status = "interrupted" if interrupts.stopped else "incomplete" if todo.count else "finished"
     try:
         finish_manifest(campaign_dir / MANIFEST, manifest, status, records)

@@ -254,6 +254,14 @@ def record_row(record: TrialRecord) -> dict[str, Any]:
     return row
 
 
+def tune_metrics(record: TrialRecord) -> dict[str, Any]:
+    """A final record as one result dict, as Tune and the searcher see it: its metrics (NaN where
+    not measured) and its fate."""
+    row = record_row(record)
+    metrics = {name: math.nan if row[name] is None else row[name] for name in METRIC_COLUMNS + COST_COLUMNS}
+    return {**metrics, "epoch": record.epochs, "status": record.status, "reason": record.reason, "final": True}
+
+
 def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
     """The trials table: TRIAL_COLUMNS first (always present), then the config.<name> columns."""
     frame = pd.DataFrame([record_row(r) for r in records])

@@ -17,10 +17,12 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from harness.ledger import DATASET_KEY
+from harness.records import TrialRecord, tune_metrics
 from harness.space import DefineByRun, make_sampler
 from harness.spec import SweepSpec
 
 JOURNAL_FILE = "optuna_journal.log"
+TUNE_ID_ATTR = "tune_trial_id"  # a journal trial's user attribute: the id of its Tune trial and of its record
 
 
 class PickledState:
@@ -50,25 +52,36 @@ class RecordedOptunaSearch(OptunaSearch):
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass
 
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # so that the journal's trial can be matched with its record later
+            self._ot_trials[trial_id].set_user_attr(TUNE_ID_ATTR, trial_id)
+        return config
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is None or trial_id in self._completed_trials:
-            return  # a trial restored after its searcher state was saved: nothing to tell
-        result = result or {}
-        status = result.get("status") if result.get("final") else ("failed" if error else "pruned")
+            return  # a trial restored after its searcher state was saved: `reconcile_studies` tells it
         metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        values = [result.get(m) for m in metrics]
-        finished = status == "ok" and all(v is not None and math.isfinite(v) for v in values)
-        try:
-            ot_trial.set_user_attr("tune_trial_id", trial_id)
-            ot_trial.set_user_attr("status", status if finished or status != "ok" else "failed")
-            if finished:
-                self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
-            else:
-                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+        tell_outcome(self._ot_study, ot_trial, trial_id, result or {}, error, metrics)
         self._completed_trials.add(trial_id)
+
+
+def tell_outcome(study: optuna.Study, ot_trial: optuna.Trial, trial_id: str, result: dict, error: bool, metrics: list[str]) -> None:
+    """Tell a study how its trial ended: COMPLETE with the objective values of a final "ok"
+    result, PRUNED when the scheduler stopped it, FAIL otherwise; its status as a user attribute."""
+    status = result.get("status") if result.get("final") else ("failed" if error else "pruned")
+    values = [result.get(m) for m in metrics]
+    finished = status == "ok" and all(v is not None and math.isfinite(v) for v in values)
+    try:
+        ot_trial.set_user_attr(TUNE_ID_ATTR, trial_id)
+        ot_trial.set_user_attr("status", status if finished or status != "ok" else "failed")
+        if finished:
+            study.tell(ot_trial, values if len(values) > 1 else values[0])
+        else:
+            study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED if status == "pruned" else optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
 
 
 class DatasetStudies(PickledState, Searcher):
@@ -132,16 +145,25 @@ def dataset_studies(spec: SweepSpec, campaign_dir: Path, budgets: dict[str, int]
     return DatasetStudies(studies, {d: n for d, n in budgets.items() if n > 0}, metric, mode)
 
 
-def fail_stale_study_trials(spec: SweepSpec, campaign_dir: Path) -> None:
-    """Trials a dead driver left RUNNING in the journal are marked FAIL (they were re-run)."""
+def reconcile_studies(spec: SweepSpec, campaign_dir: Path, records: list[TrialRecord], finished: bool) -> None:
+    """Make the journal agree with the records. A trial the journal still holds as RUNNING but
+    whose record is final (it ended after the searcher's last saved state, and the driver died
+    before telling the study) is told its recorded outcome. Once the campaign is `finished`, the
+    RUNNING trials left (a dead driver's, re-run under another id) are marked FAIL."""
     storage = journal_storage(campaign_dir)
+    final = {r.trial_id: r for r in records if r.final}
+    metrics = [o.metric for o in spec.objectives]
     for dataset in spec.datasets:
         try:
             study = optuna.load_study(study_name=study_name(spec, dataset), storage=storage)
         except KeyError:
             continue
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            record = final.get(frozen.user_attrs.get(TUNE_ID_ATTR, ""))
+            if record is not None:
+                tell_outcome(study, optuna.Trial(study, frozen._trial_id), record.trial_id, tune_metrics(record), False, metrics)
+            elif finished:
+                study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
 class PerDatasetScheduler(PickledState, FIFOScheduler):

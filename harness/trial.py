@@ -35,7 +35,7 @@ from harness.experiment import run_planned
 from harness.ledger import CELL_KEY, DATASET_KEY
 from harness.loop import TrainState, device_label, resolve_device
 from harness.plan import RunPlan, plan_run
-from harness.records import COST_COLUMNS, METRIC_COLUMNS, RECORDS_FOLDER, TrialRecord, atomic_write, load_record, now, record_path, record_row, write_json, write_record
+from harness.records import COST_COLUMNS, RECORDS_FOLDER, TrialRecord, atomic_write, load_record, now, record_path, tune_metrics, write_json, write_record
 from models.base import ConfigError, ForecastModel
 
 CHECKPOINT_FILE = "train_state.pt"
@@ -112,13 +112,6 @@ def start_record(request: TrialRequest, context: TrialContext, trial_id: str, no
     nodes = previous.nodes if previous.nodes[-1:] == [node] else [*previous.nodes, node]
     return dataclasses.replace(record, started=previous.started or record.started, nodes=nodes, retries=previous.retries,
                                last_error=previous.last_error, notes=list(previous.notes))
-
-
-def tune_metrics(record: TrialRecord) -> dict[str, Any]:
-    """A record's final report to Tune: its metrics (NaN where not measured) and fate."""
-    row = record_row(record)
-    metrics = {name: math.nan if row[name] is None else row[name] for name in METRIC_COLUMNS + COST_COLUMNS}
-    return {**metrics, "epoch": record.epochs, "status": record.status, "reason": record.reason, "final": True}
 
 
 def finish(record: TrialRecord, context: TrialContext) -> None:

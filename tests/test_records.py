@@ -11,6 +11,7 @@ import pickle
 from pathlib import Path
 from types import SimpleNamespace
 
+import optuna
 import pytest
 
 from harness.campaign import RunOptions, check_start, resume_command
@@ -27,6 +28,7 @@ from harness.records import (
     trials_frame,
     write_record,
 )
+from harness.search import TUNE_ID_ATTR, journal_storage, reconcile_studies, study_name
 from harness.spec import Overrides, parse_ablation, parse_sweep
 from harness.trial import TrialContext, progress_path, start_record, trial_request
 from harness.keeper import LOST_CHECKPOINT, RecordKeeper
@@ -138,6 +140,26 @@ def test_a_sweep_owes_its_missing_samples_per_dataset_and_reruns_unfinished_valu
     todo = owed(spec, records)
     assert todo.samples == {"synthetic": 1} and todo.retry == {"synthetic": [{"num_layers": 3}]}
     assert owed(spec, records + [record("g"), record("h")]).surplus == ["synthetic: 1 extra"]
+
+
+def test_the_journal_is_told_what_the_records_say_of_trials_a_dead_driver_never_told_it(tmp_path):
+    spec = parse_sweep(write(tmp_path, SWEEP.replace("[synthetic, pems08]", "[synthetic]")))
+    study = optuna.create_study(study_name=study_name(spec, "synthetic"), storage=journal_storage(tmp_path))
+    asked = {tid: study.ask() for tid in ("done", "stopped", "unrecorded", "running")}
+    for tid, trial in asked.items():
+        trial.set_user_attr(TUNE_ID_ATTR, tid)  # as the searcher does when it suggests a trial
+    records = [record("done", val={"mae": 12.5, "rmse": 20.0, "mape": 9.0}), record("stopped", status="pruned"),
+               record("running", status="interrupted")]
+
+    reconcile_studies(spec, tmp_path, records, finished=False)
+    states = {t.user_attrs[TUNE_ID_ATTR]: t for t in optuna.load_study(study_name=study.study_name, storage=journal_storage(tmp_path)).trials}
+    assert states["done"].state.name == "COMPLETE" and states["done"].value == 12.5
+    assert states["stopped"].state.name == "PRUNED"
+    assert states["unrecorded"].state.name == "RUNNING" and states["running"].state.name == "RUNNING"  # may still finish
+
+    reconcile_studies(spec, tmp_path, records, finished=True)  # the campaign ended: what is left never will
+    states = {t.user_attrs[TUNE_ID_ATTR]: t.state.name for t in optuna.load_study(study_name=study.study_name, storage=journal_storage(tmp_path)).trials}
+    assert states == {"done": "COMPLETE", "stopped": "PRUNED", "unrecorded": "FAIL", "running": "FAIL"}
 
 
 # --------------------------------------------------------------------------------------------
