@@ -63,18 +63,18 @@ class RecordedOptunaSearch(OptunaSearch):
         if ot_trial is None or trial_id in self._completed_trials:
             return  # a trial restored after its searcher state was saved: `reconcile_studies` tells it
         metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        tell_outcome(self._ot_study, ot_trial, trial_id, result or {}, error, metrics)
+        tell_outcome(self._ot_study, ot_trial, result or {}, error, metrics)
         self._completed_trials.add(trial_id)
 
 
-def tell_outcome(study: optuna.Study, ot_trial: optuna.Trial, trial_id: str, result: dict, error: bool, metrics: list[str]) -> None:
+def tell_outcome(study: optuna.Study, ot_trial: optuna.Trial, result: dict, error: bool, metrics: list[str]) -> None:
     """Tell a study how its trial ended: COMPLETE with the objective values of a final "ok"
-    result, PRUNED when the scheduler stopped it, FAIL otherwise; its status as a user attribute."""
+    result, PRUNED when the scheduler stopped it, FAIL otherwise; its status as a user attribute
+    (its Tune id it got when suggested)."""
     status = result.get("status") if result.get("final") else ("failed" if error else "pruned")
     values = [result.get(m) for m in metrics]
     finished = status == "ok" and all(v is not None and math.isfinite(v) for v in values)
     try:
-        ot_trial.set_user_attr(TUNE_ID_ATTR, trial_id)
         ot_trial.set_user_attr("status", status if finished or status != "ok" else "failed")
         if finished:
             study.tell(ot_trial, values if len(values) > 1 else values[0])
@@ -161,7 +161,7 @@ def reconcile_studies(spec: SweepSpec, campaign_dir: Path, records: list[TrialRe
         for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             record = final.get(frozen.user_attrs.get(TUNE_ID_ATTR, ""))
             if record is not None:
-                tell_outcome(study, optuna.Trial(study, frozen._trial_id), record.trial_id, tune_metrics(record), False, metrics)
+                tell_outcome(study, optuna.Trial(study, frozen._trial_id), tune_metrics(record), False, metrics)
             elif finished:
                 study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 

@@ -186,36 +186,36 @@ def test_parallel_coordinates_scale_each_axis_and_grey_the_unfinished(figures: d
     assert sorted(round(float(line[3]), 6) for line in lines) == sorted(np.round(scaled, 6).tolist())
 
 
+def marginal_sensitivity_figures(figures: dict[str, dict[str, Figure]]):
+    """(stem, figure) of every marginal sensitivity figure the campaigns rendered."""
+    for campaign in figures.values():
+        yield from ((stem, figure) for stem, figure in campaign.items() if figure_type(stem) == "marginal sensitivity")
+
+
 def test_a_trend_is_in_the_legend_exactly_when_a_panel_draws_one(figures: dict[str, dict[str, Figure]]) -> None:
     from harness.report.sensitivity import TREND_STYLE
 
     checked = 0
-    for campaign in figures.values():
-        for stem, figure in campaign.items():
-            if figure_type(stem) != "marginal sensitivity":
-                continue
-            drawn = any(line.get_color() == TREND_STYLE["color"] and len(line.get_xdata()) > 2
-                        for ax in figure.axes for line in ax.get_lines())
-            assert ("kernel-smoothed trend (finished trials)" in legend_labels(figure)) == drawn, stem
-            checked += 1
+    for stem, figure in marginal_sensitivity_figures(figures):
+        drawn = any(line.get_color() == TREND_STYLE["color"] and len(line.get_xdata()) > 2
+                    for ax in figure.axes for line in ax.get_lines())
+        assert ("kernel-smoothed trend (finished trials)" in legend_labels(figure)) == drawn, stem
+        checked += 1
     assert checked
 
 
 def test_points_of_a_discrete_setting_stay_beside_their_own_value(figures: dict[str, dict[str, Figure]]) -> None:
     """Equal points are spread a little so that none hides another, never towards a neighbouring value."""
     checked = 0
-    for campaign in figures.values():
-        for stem, figure in campaign.items():
-            if figure_type(stem) != "marginal sensitivity":
+    for stem, figure in marginal_sensitivity_figures(figures):
+        for ax in figure.axes:
+            if not ax.containers or ax.get_xscale() != "linear":  # a discrete panel draws means with error bars
                 continue
-            for ax in figure.axes:
-                if not ax.containers or ax.get_xscale() != "linear":  # a discrete panel draws means with error bars
-                    continue
-                low, high = sorted(ax.get_xlim())
-                ticks = np.array([t for t in ax.get_xticks() if low <= t <= high])
-                gap = np.diff(ticks).min() if len(ticks) > 1 else 1.0
-                for points in (c for c in ax.collections if isinstance(c, PathCollection)):
-                    for x in points.get_offsets()[:, 0]:
-                        assert np.abs(ticks - x).min() <= 0.1 * gap, (stem, ax.get_xlabel(), x, ticks)
-                        checked += 1
+            low, high = sorted(ax.get_xlim())
+            ticks = np.array([t for t in ax.get_xticks() if low <= t <= high])
+            gap = np.diff(ticks).min() if len(ticks) > 1 else 1.0
+            for points in (c for c in ax.collections if isinstance(c, PathCollection)):
+                for x in points.get_offsets()[:, 0]:
+                    assert np.abs(ticks - x).min() <= 0.1 * gap, (stem, ax.get_xlabel(), x, ticks)
+                    checked += 1
     assert checked
